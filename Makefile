@@ -1,0 +1,74 @@
+# hopthu: the README's two commands are `make lab` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV ?= .venv
+BIN := $(VENV)/bin
+INVENTORY ?= lab
+# pytest exits 5 when it collects no test: for us that is a broken selection,
+# never a pass. tests/run-pytest says so plainly.
+PYTEST := bash tests/run-pytest $(BIN)/pytest
+
+.PHONY: help venv lab lab-up lab-deploy lab-verify lab-down lab-status test lint unit lab-test \
+        deploy-ansible deploy-pyinfra verify benchmarks clean
+
+help:
+	@echo "make lab      bring up the lab, deploy it with Ansible, run the infra suite, summarise"
+	@echo "make test     lint + unit tests + the lab end-to-end tests (needs root)"
+	@echo "make lab-down remove the lab (hosts, bridge, proxy, clones)"
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# --- the lab: the main job ------------------------------------------------------
+lab: venv lab-up lab-deploy lab-verify
+	$(BIN)/hopthu lab summary
+
+lab-up: venv
+	$(BIN)/hopthu lab up
+
+lab-deploy: venv
+	$(BIN)/hopthu deploy --engine ansible --inventory lab
+
+lab-verify: venv
+	$(BIN)/hopthu verify --inventory lab
+
+lab-status: venv
+	$(BIN)/hopthu lab status
+
+lab-down: venv
+	$(BIN)/hopthu lab down
+
+# --- deploys to any inventory -------------------------------------------------------
+deploy-ansible: venv
+	$(BIN)/hopthu deploy --engine ansible --inventory $(INVENTORY)
+
+deploy-pyinfra: venv
+	$(BIN)/hopthu deploy --engine pyinfra --inventory $(INVENTORY)
+
+verify: venv
+	$(BIN)/hopthu verify --inventory $(INVENTORY)
+
+# --- tests ------------------------------------------------------------------------------
+test: lint unit lab-test
+
+lint: venv
+	$(BIN)/ruff check hopthu filter_plugins tests benchmarks deploy.py
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --profile production site.yml roles
+	$(BIN)/hopthu settings argspecs --check
+
+unit: venv
+	$(PYTEST) tests/unit -q
+
+lab-test: venv
+	$(PYTEST) tests/lab -v -p no:cacheprovider --junitxml=reports/lab/lab-junit.xml
+
+benchmarks: venv
+	$(BIN)/python benchmarks/deploy.py
+
+clean:
+	rm -rf reports .pytest_cache
