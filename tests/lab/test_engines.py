@@ -1,0 +1,133 @@
+"""Both engines build the same hosts, and a second run changes nothing.
+
+The order is the story DESIGN.md §2 tells:
+
+1. Ansible converges every lab host; a second Ansible run reports 0 changed.
+2. pyinfra, run on the hosts Ansible built, reports no changes.
+3. pyinfra converges a freshly created host (mail2, recreated from the image);
+   its second run changes nothing, and neither does Ansible after it.
+4. The infra suite passes on the host pyinfra built.
+5. The manifest of managed files (path, owner, group, mode, sha256) is the
+   same on mail1 (Ansible) and mail2 (pyinfra), once each host's own name and
+   address are replaced by placeholders.
+
+Each step runs once (module-scoped fixtures); the tests assert on its result.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hopthu import ROOT, inventory, manifest
+from hopthu.engines import DeployResult, run_engine
+
+pytestmark = [pytest.mark.lab, pytest.mark.control("ART3-BUILD")]
+
+SSH_CONFIG = Path("/var/lib/hopthu/lab/ssh/config")
+TWIN_A, TWIN_B = "mail1", "mail2"
+
+
+def ssh(host: str, command: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["ssh", "-F", str(SSH_CONFIG), host, command],
+        capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+
+
+def host_manifest(host: str) -> list[manifest.Entry]:
+    address = inventory.load("lab").hosts[host].address
+    script = manifest.remote_script({host: "@HOSTNAME@", address: "@ADDRESS@"})
+    proc = ssh(host, script)
+    assert proc.returncode == 0, f"manifest scan failed on {host}: {proc.stderr}"
+    return manifest.parse(proc.stdout)
+
+
+def _explain(result: DeployResult) -> str:
+    return f"{result.engine} exited {result.returncode}; output tail:\n{result.output[-4000:]}"
+
+
+@pytest.fixture(scope="module")
+def ansible_runs(lab) -> tuple[DeployResult, DeployResult]:
+    first = run_engine("ansible", "lab")
+    second = run_engine("ansible", "lab")
+    return first, second
+
+
+@pytest.fixture(scope="module")
+def pyinfra_after_ansible(ansible_runs) -> DeployResult:
+    return run_engine("pyinfra", "lab")
+
+
+@pytest.fixture(scope="module")
+def fresh_twin(lab, pyinfra_after_ansible) -> tuple[DeployResult, DeployResult, DeployResult]:
+    from hopthu.lab import recreate
+
+    recreate(TWIN_B)
+    first = run_engine("pyinfra", "lab", limit=TWIN_B)
+    second = run_engine("pyinfra", "lab", limit=TWIN_B)
+    ansible_after = run_engine("ansible", "lab", limit=TWIN_B)
+    return first, second, ansible_after
+
+
+def test_ansible_converges_every_lab_host(ansible_runs) -> None:
+    first, _ = ansible_runs
+    assert first.ok, _explain(first)
+    assert set(first.changed) == set(inventory.load("lab").hosts)
+
+
+def test_second_ansible_run_changes_nothing(ansible_runs) -> None:
+    _, second = ansible_runs
+    assert second.ok, _explain(second)
+    changed = {h: n for h, n in second.changed.items() if n}
+    assert not changed, f"the second Ansible run changed tasks: {changed}\n{_explain(second)}"
+
+
+def test_pyinfra_changes_nothing_on_hosts_ansible_built(pyinfra_after_ansible) -> None:
+    result = pyinfra_after_ansible
+    assert result.ok, _explain(result)
+    changed = {h: n for h, n in result.changed.items() if n}
+    assert not changed, (
+        f"pyinfra found drift on hosts Ansible had converged: {changed}. The engines disagree "
+        f"on these hosts' state; compare the role and the deploy step by step.\n{_explain(result)}")
+
+
+def test_pyinfra_converges_a_fresh_host(fresh_twin) -> None:
+    first, _, _ = fresh_twin
+    assert first.ok, _explain(first)
+    assert first.changed.get(TWIN_B, 0) > 0, "pyinfra changed nothing on a fresh host"
+
+
+def test_second_pyinfra_run_changes_nothing(fresh_twin) -> None:
+    _, second, _ = fresh_twin
+    assert second.ok, _explain(second)
+    assert second.changed.get(TWIN_B) == 0, _explain(second)
+
+
+def test_ansible_changes_nothing_on_the_host_pyinfra_built(fresh_twin) -> None:
+    _, _, ansible_after = fresh_twin
+    assert ansible_after.ok, _explain(ansible_after)
+    assert ansible_after.changed.get(TWIN_B) == 0, _explain(ansible_after)
+
+
+def test_infra_suite_passes_on_the_host_pyinfra_built(fresh_twin, tmp_path) -> None:
+    junit = tmp_path / "mail2-junit.xml"
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "hopthu"), "verify", "--inventory", "lab",
+         "--host", TWIN_B, "--junit", str(junit)],
+        cwd=ROOT, capture_output=True, text=True, timeout=1200, stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, f"the infra suite failed on {TWIN_B}:\n{proc.stdout[-6000:]}"
+    assert junit.exists() and "<testcase" in junit.read_text()
+
+
+def test_managed_files_are_identical_on_both_twins(fresh_twin) -> None:
+    a, b = host_manifest(TWIN_A), host_manifest(TWIN_B)
+    assert len(a) >= 10, f"only {len(a)} managed files found on {TWIN_A}: {a}"
+    differences = manifest.diff(a, b)
+    assert not differences, (
+        f"{TWIN_A} (built by Ansible) and {TWIN_B} (built by pyinfra) differ:\n"
+        + "\n".join(differences))
