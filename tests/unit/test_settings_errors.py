@@ -1,0 +1,275 @@
+"""Bad settings stop with the file, the key, the value and the allowed form.
+
+Each case makes one mistake in a small project tree (conftest.py's
+`project`: the real common defaults and policy, an inventory `t` with mx1
+and backup1) and checks that the report names the file to fix, the key (with
+the path inside a nested value) and what is allowed instead.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from hopthu.cli import main
+from hopthu.settings import SettingsError, SettingsIssue, load_host, load_inventory
+
+Project = Any  # conftest.py's tree: .root, .inventory, .write(path, text)
+
+ENV = "inventories/t/group_vars/all.yml"
+POLICY = "group_vars/all.yml"
+DEFAULTS = "roles/common/defaults/main.yml"
+
+
+def env(text: str) -> Callable[[Project], None]:
+    """The environment's group_vars/all.yml holds `text`."""
+    return lambda p: p.write(ENV, text)
+
+
+def edit(path: str, old: str, new: str) -> Callable[[Project], None]:
+    def apply(p: Project) -> None:
+        file = p.root / path
+        text = file.read_text(encoding="utf-8")
+        assert re.search(old, text, flags=re.MULTILINE), f"{old!r} not in {path}"
+        file.write_text(re.sub(old, new, text, count=1, flags=re.MULTILINE), encoding="utf-8")
+
+    return apply
+
+
+def append(path: str, text: str) -> Callable[[Project], None]:
+    def apply(p: Project) -> None:
+        with (p.root / path).open("a", encoding="utf-8") as file:
+            file.write(text)
+
+    return apply
+
+
+def steps(*actions: Callable[[Project], None]) -> Callable[[Project], None]:
+    def apply(p: Project) -> None:
+        for action in actions:
+            action(p)
+
+    return apply
+
+
+@dataclass
+class Case:
+    id: str
+    setup: Callable[[Project], None]
+    file: str
+    key: str
+    allowed: str
+    message: str = ""
+
+
+NFD_HANOI = unicodedata.normalize("NFD", "Hà Nội")
+
+CASES = [
+    Case("wrong-type-string-for-int", env('common__sshd_port: "twenty-two"\n'),
+         ENV, "common__sshd_port", "a port number, a whole number from 1 to 65535",
+         "is a string, which is the wrong type"),
+    Case("wrong-type-string-for-bool", env('common__unattended_upgrades_enabled: "yes"\n'),
+         ENV, "common__unattended_upgrades_enabled", "true or false"),
+    Case("misspelled-key", env('common__timezon: "UTC"\n'),
+         ENV, "common__timezon", "a variable of roles/common/defaults/main.yml",
+         "did you mean common__timezone?"),
+    Case("missing-required-value", edit(DEFAULTS, r'^common__timezone: .*\n', ""),
+         DEFAULTS, "common__timezone", "an IANA time zone name", "is not set"),
+    Case("required-value-left-null", edit(DEFAULTS, r'^common__timezone: .*$',
+                                          "common__timezone: null"),
+         DEFAULTS, "common__timezone", "an IANA time zone name",
+         f"is required and has no default ({DEFAULTS} leaves it empty): set it in {ENV}"),
+    Case("bad-domain-capitals", env('common__ntp_servers: ["NTP.example.org"]\n'),
+         ENV, "common__ntp_servers[0]", "a lowercase host name with at least one dot",
+         "has capital letters; write 'ntp.example.org'"),
+    Case("bad-domain-no-dot", env(
+        'common__resolver_forward_zones:\n  - name: "moj gov"\n    addresses: ["192.0.2.53"]\n'),
+         ENV, "common__resolver_forward_zones[0].name", "a lowercase DNS zone name",
+         "is not an RFC 1123 label"),
+    Case("cidr-with-host-bits", env('common__firewall_internal_networks: ["10.0.0.1/8"]\n'),
+         ENV, "common__firewall_internal_networks[0]", "with the host bits zero",
+         "did you mean '10.0.0.0/8'?"),
+    Case("cidr-garbage", env('common__firewall_internal_networks: ["198.18.0.0/25", "lan/24"]\n'),
+         ENV, "common__firewall_internal_networks[1]", "a network in CIDR notation",
+         "is not a network in CIDR notation"),
+    Case("non-nfc-banner", edit(POLICY, r"^common__login_banner: >-\n(  .*\n)+",
+                                f'common__login_banner: "{NFD_HANOI}"\n'),
+         POLICY, "common__login_banner", "Unicode text in NFC",
+         "write the NFC form 'Hà Nội'"),
+    Case("bad-port", env("common__sshd_port: 70000\n"),
+         ENV, "common__sshd_port", "from 1 to 65535", "is not a port number"),
+    Case("bad-port-spec", env(
+        'common__firewall_service_ports:\n  ssh: ["tcp/22"]\n  smtp: ["smtp/25"]\n'),
+         ENV, "common__firewall_service_ports.smtp[0]", "'tcp/PORT' or 'udp/PORT'"),
+    Case("apt-proxy-not-http", env('common__apt_proxy: "ftp://192.0.2.5:3142"\n'),
+         ENV, "common__apt_proxy", '"" (none) or an http:// or https:// URL',
+         "has the scheme 'ftp'"),
+    Case("time-of-day-25h", env('common__unattended_upgrades_reboot_time: "25:00"\n'),
+         ENV, "common__unattended_upgrades_reboot_time", "a time of day HH:MM",
+         "is not a time of day"),
+    Case("bad-enum", env('common__sshd_permit_root_login: "without-password"\n'),
+         ENV, "common__sshd_permit_root_login", "one of: 'prohibit-password', 'no'"),
+    Case("debian-11", env("common__debian_major: 11\n"),
+         ENV, "common__debian_major", "one of: 12, 13"),
+    Case("undefined-reference", env('common__apt_proxy: "http://{{ apt_proxy_host }}:3142"\n'),
+         ENV, "common__apt_proxy", "a variable defined in role defaults",
+         "refers to something undefined: 'apt_proxy_host' is undefined"),
+    Case("reference-cycle", env('vault_a: "{{ vault_b }}"\nvault_b: "x{{ vault_a }}"\n'),
+         ENV, "vault_a", "break the cycle",
+         "reference cycle: vault_a -> vault_b -> vault_a"),
+    Case("template-syntax", env('common__sshd_port: "{{ 22 + }}"\n'),
+         ENV, "common__sshd_port", "a Jinja2 template", "is not a valid Jinja2 template"),
+    Case("env-key-shadowed-by-policy", steps(
+        env('common__apt_proxy: "http://192.0.2.5:3142"\n'),
+        append(POLICY, 'common__apt_proxy: ""\n')),
+         POLICY, "common__apt_proxy", "a value that differs per environment belongs only in "
+         "inventories/<env>/", f"is also set in {ENV}:1 (inventory group_vars/all)"),
+    Case("env-group-key-shadowed-by-policy-group", steps(
+        lambda p: p.write("inventories/t/group_vars/mail_mx.yml",
+                          'common__ntp_servers: ["ntp.example.org"]\n'),
+        lambda p: p.write("group_vars/mail_mx.yml", "common__ntp_servers: []\n")),
+         "group_vars/mail_mx.yml", "common__ntp_servers", "one layer per key",
+         "Ansible lets playbook group_vars/mail_mx win"),
+    Case("unknown-prefix", env('timezone: "UTC"\n'),
+         ENV, "timezone", "a role's variable (common__*), hopthu__* for project-wide values",
+         "no known prefix"),
+    Case("malformed-yaml", env("common__sshd_port: [22\ncommon__timezone: UTC\n"),
+         f"{ENV}:2", "", "", "is not valid YAML (line 2"),
+    Case("group-vars-not-a-mapping", env("- common__sshd_port: 22\n"),
+         f"{ENV}:1", "", "", "holds a list, but a variable file must be a mapping"),
+    Case("list-where-mapping", env("common__firewall_group_services: [mail_mx]\n"),
+         ENV, "common__firewall_group_services", "a mapping of keys",
+         "is a list, which is the wrong type"),
+    Case("mapping-where-list", env("common__packages: {curl: true}\n"),
+         ENV, "common__packages", "a list of items, each a Debian package name"),
+    Case("bad-package-name", env('common__packages_extra: ["Vim"]\n'),
+         ENV, "common__packages_extra[0]", "a Debian package name", "write 'vim'"),
+    Case("unknown-service-for-a-group", env(
+        "common__firewall_group_services:\n"
+        "  mail_mx: {internet: [smtp, smpt], internal: []}\n"),
+         ENV, "common__firewall_group_services.mail_mx.internet[1]",
+         "one of the services of common__firewall_service_ports: dns, https"),
+    Case("misspelled-nested-key", env(
+        "common__firewall_group_services:\n  mail_mx: {internet: [], intranet: []}\n"),
+         ENV, "common__firewall_group_services.mail_mx.intranet", "exactly the keys",
+         "did you mean 'internet'?"),
+    Case("ssh-port-not-opened", env("common__sshd_port: 2222\n"),
+         DEFAULTS, "common__firewall_service_ports.ssh", "includes 'tcp/2222'"),
+    Case("journald-size-unit", env('common__journald_max_use: "2GB"\n'),
+         ENV, "common__journald_max_use", "journald.conf(5) syntax"),
+    Case("magic-variable-set", env("group_names: [mail_mx]\n"),
+         ENV, "group_names", "remove it", "is set by Ansible for every host"),
+    Case("duplicate-key", env("common__sshd_port: 22\ncommon__sshd_port: 2222\n"),
+         f"{ENV}:2", "", "", "the key 'common__sshd_port' is set twice (lines 1 and 2)"),
+    Case("empty-required-list", env("common__firewall_internal_networks: []\n"),
+         ENV, "common__firewall_internal_networks", "a list (at least 1)",
+         "has 0 items, fewer than the 1 required"),
+    Case("setting-in-play-vars", lambda p: p.write("site.yml", """
+        - name: Base
+          hosts: all
+          vars:
+            common__timezone: UTC
+          roles:
+            - role: common
+    """), "site.yml", "common__timezone", "settings live in roles/<role>/defaults/",
+         "is a setting in play vars (play 1 (Base))"),
+    Case("setting-in-role-vars", lambda p: p.write("roles/common/vars/main.yml",
+                                                    'common__timezone: "UTC"\n'),
+         "roles/common/vars/main.yml:1", "common__timezone", "role vars hold only internal",
+         "ranks above every inventory"),
+    Case("site-yml-unknown-role", lambda p: p.write("site.yml", """
+        - name: Base
+          hosts: all
+          roles:
+            - role: comon
+    """), "site.yml", "", "", "play 1 (Base) applies the role 'comon', which has no directory roles/comon/"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_a_bad_setting_is_reported_with_file_key_and_allowed_form(
+    project: Project, case: Case
+) -> None:
+    case.setup(project)
+    with pytest.raises(SettingsError) as caught:
+        load_inventory(project.inventory, root=project.root)
+    report = str(caught.value)
+    assert case.file in report
+    assert case.key in report
+    assert case.allowed in report
+    assert case.message in report
+    matching = [
+        issue for issue in caught.value.errors
+        if issue.where.startswith(case.file) and (not case.key or issue.key == case.key)
+    ]
+    assert matching, f"no structured error for {case.file} {case.key}:\n{report}"
+    assert case.allowed in matching[0].allowed
+    assert case.message in matching[0].message
+
+
+def test_every_problem_of_every_host_is_reported_at_once(project: Project) -> None:
+    project.write(ENV, 'common__sshd_port: 0\ncommon__timezon: "UTC"\n')
+    project.write("inventories/t/host_vars/backup1.yml", 'common__apt_proxy: "gopher://x"\n')
+    with pytest.raises(SettingsError) as caught:
+        load_inventory(project.inventory, root=project.root)
+    errors = {(e.key, e.hosts) for e in caught.value.errors}
+    assert errors == {
+        ("common__sshd_port", ()),  # every host: not listed
+        ("common__timezon", ()),
+        ("common__apt_proxy", ("backup1",)),
+    }
+    assert "    hosts: backup1" in str(caught.value)
+    assert str(caught.value).startswith("settings of inventory t are invalid: 3 problems")
+
+
+def test_a_problem_shows_the_bad_value(project: Project) -> None:
+    project.write(ENV, 'common__unattended_upgrades_reboot_time: "25:00"\n')
+    with pytest.raises(SettingsError) as caught:
+        load_host(project.inventory, "mx1", root=project.root)
+    (issue,) = caught.value.errors
+    assert issue == SettingsIssue(
+        file=ENV, key="common__unattended_upgrades_reboot_time", value="25:00",
+        message="is not a time of day",
+        allowed="a time of day HH:MM on the 24-hour clock, from 00:00 to 23:59, e.g. 03:30",
+        line=1,
+    )
+    assert f"{ENV}:1: common__unattended_upgrades_reboot_time = '25:00'" in str(issue)
+
+
+def test_an_unknown_host_or_inventory_is_reported(project: Project) -> None:
+    with pytest.raises(SettingsError, match=r"has no host 'mx9'[\s\S]*one of: mx1, backup1"):
+        load_host(project.inventory, "mx9", root=project.root)
+    with pytest.raises(SettingsError, match="inventory 'nowhere' not found"):
+        load_host("nowhere", "mx1", root=project.root)
+
+
+def test_check_command_prints_ok_or_the_report_and_exits_2(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["settings", "--root", str(project.root), "check", "--inventory",
+            str(project.inventory)]
+    assert main(args) == 0
+    assert capsys.readouterr().out == "settings OK: 2 hosts\n"
+    project.write(ENV, 'common__apt_proxy: "ftp://x"\n')
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{ENV}:1: common__apt_proxy = 'ftp://x'" in err
+
+
+def test_show_command_prints_yaml_of_one_key_with_its_origin(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project.write(ENV, 'common__apt_proxy: "http://192.0.2.5:3142"\n')
+    args = ["settings", "--root", str(project.root), "show", "--inventory",
+            str(project.inventory), "--host", "mx1", "--origins", "common__apt_proxy"]
+    assert main(args) == 0
+    assert capsys.readouterr().out == (
+        f"# {ENV}:1 (inventory group_vars/all)\ncommon__apt_proxy: http://192.0.2.5:3142\n"
+    )
+    assert main([*args[:-1], "common__apt_prox"]) == 2
+    assert "did you mean common__apt_proxy?" in capsys.readouterr().err
