@@ -51,7 +51,7 @@ def _explain(result: DeployResult) -> str:
 
 
 @pytest.fixture(scope="module")
-def ansible_runs(lab) -> tuple[DeployResult, DeployResult]:
+def ansible_runs(lab_hosts) -> tuple[DeployResult, DeployResult]:
     first = run_engine("ansible", "lab")
     second = run_engine("ansible", "lab")
     return first, second
@@ -63,7 +63,7 @@ def pyinfra_after_ansible(ansible_runs) -> DeployResult:
 
 
 @pytest.fixture(scope="module")
-def fresh_twin(lab, pyinfra_after_ansible) -> tuple[DeployResult, DeployResult, DeployResult]:
+def fresh_twin(lab_hosts, pyinfra_after_ansible) -> tuple[DeployResult, DeployResult, DeployResult]:
     from hopthu.lab import recreate
 
     recreate(TWIN_B)
