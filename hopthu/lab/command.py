@@ -72,6 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           help="suite of the new clone (default: the old clone's)")
     recreate.add_argument("host", metavar="HOST")
 
+    sub.add_parser(
+        "summary", help="hosts, their services and the last infra-suite result",
+        description="What `make lab` prints at the end: each host with its groups and "
+                    "the state of hopthu's services, the last `hopthu verify` result, and "
+                    "how to go on. Exit 0 when everything is up and the suite passed.",
+    )
+
 
 def run(args: argparse.Namespace) -> int:
     from hopthu.lab.errors import LabError
@@ -81,6 +88,12 @@ def run(args: argparse.Namespace) -> int:
             return _ssh(args.host, args.remote)
         if args.lab_command == "status":
             return _status(as_json=args.json)
+        if args.lab_command == "summary":
+            from hopthu.lab.summary import render
+
+            text, ok = render()
+            print(text)
+            return EXIT_OK if ok else EXIT_PARTIAL
         from hopthu.lab import lifecycle
         from hopthu.lab.progress import Progress
 
