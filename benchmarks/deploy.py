@@ -17,8 +17,7 @@ import json
 import platform
 import subprocess
 import time
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import UTC, datetime
 
 from hopthu import ROOT
 from hopthu.engines import run_engine
@@ -56,11 +55,11 @@ def main() -> int:
         print(f"{engine:8} fresh converge {fresh['seconds']:7.1f} s ({fresh['changed']} changed)"
               f"   no-op re-run {noop['seconds']:6.1f} s ({noop['changed']} changed)", flush=True)
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+    commit = subprocess.run(check=False, args=["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
     record = {
         "benchmark": "deploy",
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit,
         "host": args.host,
         "controller": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
