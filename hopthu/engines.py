@@ -95,7 +95,7 @@ def parse_ansible_recap(output: str) -> tuple[dict[str, int], dict[str, int]]:
     changed: dict[str, int] = {}
     failed: dict[str, int] = {}
     for line in output.splitlines():
-        m = _RECAP.match(line.strip())
+        m = _RECAP.match(_ANSI.sub("", line).strip())
         if m and m.group(1) != "localhost":
             changed[m.group(1)] = int(m.group(3))
             failed[m.group(1)] = int(m.group(4)) + int(m.group(5))
@@ -151,8 +151,10 @@ def run_engine(
     inv = inventory_mod.load(hosts_file)
     targets = _limit_hosts(inv, limit)
     cmd = engine_command(engine, hosts_file, check=check, diff=diff, limit=limit, verbose=verbose)
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), PYTHONUNBUFFERED="1")
-    env.setdefault("ANSIBLE_FORCE_COLOR", "0")
+    # Colour codes would break the recap parsing; the caller's environment
+    # (molecule sets ANSIBLE_FORCE_COLOR=1) must not switch them back on.
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), PYTHONUNBUFFERED="1",
+               ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, text=True, bufsize=1,
