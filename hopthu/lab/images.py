@@ -29,7 +29,7 @@ from hopthu.lab.fs import remove_tree
 from hopthu.lab.processes import run
 
 #: Bump when the recipe changes: cached images of an older recipe are rebuilt.
-IMAGE_RECIPE = 2
+IMAGE_RECIPE = 3
 
 #: debootstrap --include: what a minbase lacks for a lab host.
 PACKAGES = (
@@ -47,11 +47,8 @@ PACKAGES = (
 
 #: Units that make no sense in a lab host or get in the way.
 MASKED_UNITS = (
-    # apt's daily jobs take the dpkg lock at random times; a deploy that meets
-    # them waits or fails. Updates are applied by deploys and by
-    # unattended-upgrades, which the common role configures.
-    "apt-daily.timer",
-    "apt-daily-upgrade.timer",
+    # (apt's daily timers stay as Debian ships them: the common role enables
+    # them (Art. 11.2), and apt waits for the dpkg lock: DPkg::Lock::Timeout.)
     # With an empty machine-id the first boot would prompt on the console for
     # a locale and a root password; each clone gets a machine-id instead,
     # and this guard keeps a forgotten one from hanging a boot.

@@ -13,7 +13,7 @@ import re
 from pydantic import Field
 
 from hopthu.schema.base import SettingsModel
-from hopthu.schema.types import checked
+from hopthu.schema.types import DomainName, checked
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -42,5 +42,13 @@ class ProjectSettings(SettingsModel):
             "The name of the environment (the inventory directory: lab, staging, production). "
             "Derived from inventory_dir in group_vars/all.yml, so each environment gets its "
             "own name without setting it."
+        )
+    )
+
+    hopthu__mail_domain: DomainName = Field(
+        description=(
+            "The ministry's mail domain: every address is account@<this> (Art. 4). "
+            "The lab uses the real name too; its DNS on peer1 answers for it, so the lab "
+            "resolves it exactly as the Internet would, and no traffic leaves the lab."
         )
     )
