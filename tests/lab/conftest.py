@@ -27,3 +27,36 @@ def lab_hosts() -> dict[str, str]:
 
     lab.up()
     return lab.inventory_hosts()
+
+
+#: The order the lab modules run in. The lifecycle module comes first: its
+#: opt-in teardown tests (HOPTHU_LAB_TEARDOWN=1) replace hosts, which would
+#: wipe what later modules deployed. The engines module comes next: it
+#: converges every host, which the mail tests after it need.
+MODULE_ORDER = ("test_lab_lifecycle.py", "test_engines.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return MODULE_ORDER.index(name) if name in MODULE_ORDER else len(MODULE_ORDER)
+
+    items.sort(key=rank)  # stable: the order inside each module is kept
+
+
+@pytest.fixture(scope="session")
+def ansible_converge(lab_hosts: dict[str, str]):
+    """One Ansible converge of the whole lab per session (the first run of
+    test_engines.py, and the precondition of every mail test)."""
+    from hopthu.engines import run_engine
+
+    return run_engine("ansible", "lab")
+
+
+@pytest.fixture(scope="session")
+def converged_lab(ansible_converge, lab_hosts: dict[str, str]) -> dict[str, str]:
+    """The lab's hosts, converged by Ansible; fails loudly if the deploy did."""
+    if not ansible_converge.ok:
+        pytest.fail("the Ansible converge of the lab failed; see test_engines.py's output:\n"
+                    + ansible_converge.output[-3000:])
+    return lab_hosts

@@ -51,8 +51,8 @@ def _explain(result: DeployResult) -> str:
 
 
 @pytest.fixture(scope="module")
-def ansible_runs(lab_hosts) -> tuple[DeployResult, DeployResult]:
-    first = run_engine("ansible", "lab")
+def ansible_runs(ansible_converge) -> tuple[DeployResult, DeployResult]:
+    first = ansible_converge
     second = run_engine("ansible", "lab")
     return first, second
 
