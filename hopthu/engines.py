@@ -64,28 +64,24 @@ def engine_command(
     bindir = Path(sys.executable).parent
     if engine == "ansible":
         cmd = [str(bindir / "ansible-playbook"), "-i", str(hosts_file), str(ROOT / "site.yml")]
-        if check:
-            cmd.append("--check")
-        if diff:
-            cmd.append("--diff")
-        if limit:
-            cmd += ["--limit", limit]
-        if verbose:
-            cmd.append("-" + "v" * verbose)
-        return cmd
-    if engine == "pyinfra":
+        check_flag = "--check"
+    elif engine == "pyinfra":
         inventory_py = hosts_file.parent / "inventory.py"
         cmd = [str(bindir / "pyinfra"), "--yes", str(inventory_py), str(ROOT / "deploy.py")]
-        if check:
-            cmd.append("--dry")
-        if diff:
-            cmd.append("--diff")
-        if limit:
-            cmd += ["--limit", limit]
-        if verbose:
-            cmd.append("-" + "v" * verbose)
-        return cmd
-    raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        check_flag = "--dry"
+    else:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    # The other flags are spelled the same by both engines.
+    if check:
+        cmd.append(check_flag)
+    if diff:
+        cmd.append("--diff")
+    if limit:
+        cmd += ["--limit", limit]
+    if verbose:
+        cmd.append("-" + "v" * verbose)
+    return cmd
+
 
 
 _RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
