@@ -8,13 +8,15 @@ INVENTORY ?= lab
 # never a pass. tests/run-pytest says so plainly.
 PYTEST := bash tests/run-pytest $(BIN)/pytest
 
-.PHONY: help venv lab lab-up lab-deploy lab-verify lab-down lab-status test lint unit lab-test \
+.PHONY: help venv lab lab-bookworm lab-up lab-deploy lab-verify lab-down lab-status test lint unit lab-test \
         deploy-ansible deploy-pyinfra verify benchmarks clean
 
 help:
 	@echo "make lab      bring up the lab, deploy it with Ansible, run the infra suite, summarise"
 	@echo "make test     lint + unit tests + the lab end-to-end tests (needs root)"
 	@echo "make lab-down remove the lab (hosts, bridge, proxy, clones)"
+	@echo "make lab-bookworm   the same lab on Debian 12"
+	@echo "make benchmarks     time a fresh converge and a no-op re-run with each engine"
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -32,6 +34,12 @@ lab: venv
 	[ $$rc -ne 0 ] || $(BIN)/hopthu verify --inventory lab || rc=1; \
 	echo; $(BIN)/hopthu lab summary || rc=1; \
 	exit $$rc
+
+# The same lab on Debian 12 "bookworm" (the supported older release): a fresh
+# lab, because one lab never mixes releases.
+lab-bookworm: venv
+	$(BIN)/hopthu lab down
+	HOPTHU_LAB_SUITE=bookworm $(MAKE) lab
 
 lab-up: venv
 	$(BIN)/hopthu lab up
