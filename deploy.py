@@ -12,10 +12,29 @@ site.yml is a module of hopthu/deploys/ with the same steps under the same
 names (tests/unit/test_engine_shape.py).
 """
 
-from hopthu.deploys import common
+from pyinfra import host
+
+from hopthu.deploys import common, dovecot, lab_peer, pki, postfix, userdb
 
 # site.yml play 2: every host.
 common.apply()
 
-# Later issues add, in site.yml's order, one block per host group, chosen by
-# group membership (a Python `if` on the inventory, never on host state).
+# site.yml's mail core plays, in their order, chosen by group membership (a
+# Python `if` on the inventory, never on host state); a host in both groups
+# gets each role once.
+if "mail_mx" in host.groups or "mail_store" in host.groups:
+    pki.apply()
+    userdb.apply()
+if "mail_mx" in host.groups:
+    postfix.apply()
+if "mail_store" in host.groups:
+    dovecot.apply()
+
+# Later issues add, in site.yml's order: rspamd, redis and clamav (mail_mx),
+# the nginx portal (mail_store), the borg repositories (mail_backup).
+
+# site.yml's lab_peer play, lab only: "the Internet", its DNS and a foreign
+# MTA, trusting the lab CA (pki without a host certificate).
+if "lab_peer" in host.groups:
+    pki.apply()
+    lab_peer.apply()
