@@ -41,7 +41,7 @@ destructive = pytest.mark.skipif(
     reason="replaces lab hosts (wipes what was deployed): set HOPTHU_LAB_TEARDOWN=1",
 )
 
-HOSTS = ["mail1", "mail2", "backup1", "peer1"]
+HOSTS = ["mail1", "mail2", "backup1", "peer1", "client1"]
 
 #: The lab's CLI module on its own (`hopthu lab ...`), without loading the
 #: other subcommands' modules.

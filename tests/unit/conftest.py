@@ -47,6 +47,19 @@ LAB_LIKE_HOSTS = """
 """
 
 
+#: What every real inventory sets in its group_vars/all.yml (hopthu/schema/dns.py):
+#: the published mail hosts and the TTL. The fixture trees' inventories are
+#: rewritten by the tests, so these ride along with the copied policy file.
+FIXTURE_DNS = """
+dns__hosts:
+  - host: "mx1"
+    name: "mx1.moj.gov.vn"
+    addresses: ["192.0.2.10"]
+    services: ["mx", "submission", "imap", "pop3", "web"]
+dns__ttl: 300
+"""
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     """A valid tree: roles/common/defaults and group_vars/all.yml copied, hosts mx1 and backup1."""
@@ -56,6 +69,8 @@ def project(tmp_path: Path) -> Project:
                 root / "roles" / "common" / "defaults" / "main.yml")
     (root / "group_vars").mkdir()
     shutil.copy(ROOT / "group_vars" / "all.yml", root / "group_vars" / "all.yml")
+    with (root / "group_vars" / "all.yml").open("a", encoding="utf-8") as policy:
+        policy.write(FIXTURE_DNS)
     tree = Project(root)
     tree.write("inventories/t/hosts.yml", LAB_LIKE_HOSTS)
     return tree

@@ -257,11 +257,13 @@ def test_every_inventory_is_valid(name: str) -> None:
 
 def test_the_lab_values_reach_the_lab_hosts() -> None:
     lab = load_inventory("lab")
-    assert set(lab) == {"mail1", "mail2", "backup1", "peer1"}
+    assert set(lab) == {"mail1", "mail2", "backup1", "peer1", "client1"}
     mail1 = lab["mail1"]
     assert mail1["common__apt_proxy"] == "http://198.18.0.1:3142"
     assert mail1["common__firewall_internal_networks"] == ["198.18.0.0/25"]
-    assert mail1["common__resolver_insecure_domains"] == ["test"]
+    assert mail1["common__resolver_insecure_domains"] == [
+        "test", "moj.gov.vn", "0.18.198.in-addr.arpa"
+    ]
     assert mail1["common__host_groups"] == ["mail_mx", "mail_store"]
     assert lab["peer1"]["common__host_groups"] == ["lab_peer"]
     assert mail1["common__timezone"] == "Asia/Ho_Chi_Minh"

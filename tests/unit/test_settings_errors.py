@@ -136,7 +136,7 @@ CASES = [
          "group_vars/mail_mx.yml", "common__ntp_servers", "one layer per key",
          "Ansible lets playbook group_vars/mail_mx win"),
     Case("unknown-prefix", env('timezone: "UTC"\n'),
-         ENV, "timezone", "a role's variable (common__*), hopthu__* for project-wide values",
+         ENV, "timezone", "a role's variable (common__*",
          "no known prefix"),
     Case("malformed-yaml", env("common__sshd_port: [22\ncommon__timezone: UTC\n"),
          f"{ENV}:2", "", "", "is not valid YAML (line 2"),
