@@ -57,7 +57,7 @@ class DovecotSettings(SettingsModel):
         le=15,
         description=(
             "Seconds Dovecot waits before it answers a failed login (Art. 11.5: slows password "
-            "guessing; fail2ban bans repeat offenders)."
+            "guessing; banning repeat offenders with fail2ban is not yet built)."
         ),
     )
     dovecot__mail_max_userip_connections: int = Field(

@@ -53,6 +53,7 @@ def _message(sender: str, recipient: str, subject: str, body: bytes) -> tuple[st
 
 
 @pytest.mark.control("ART2-FLOW")
+@pytest.mark.control("ART7-INTEGRITY")  # arrives unaltered (Art. 7)
 @pytest.mark.parametrize("port", [587, 465], ids=["submission-starttls", "submissions-tls"])
 def test_submitted_message_arrives_in_the_recipients_inbox_byte_identical(port: int) -> None:
     an, binh = account("an"), account("binh")

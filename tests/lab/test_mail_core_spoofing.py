@@ -24,6 +24,7 @@ def _envelope(login: str, sender: str, recipient: str) -> tuple[int, bytes]:
 
 
 @pytest.mark.control("ART11-5-AUTH")
+@pytest.mark.control("ART11-5-RELAY")  # no sender spoofing (Art. 11.5)
 def test_authenticated_user_cannot_send_as_another_user() -> None:
     code, text = _envelope("an", account("binh").address, account("chi").address)
     assert code == 553 and b"not owned by user" in text, (
@@ -32,6 +33,7 @@ def test_authenticated_user_cannot_send_as_another_user() -> None:
 
 
 @pytest.mark.control("ART11-5-AUTH")
+@pytest.mark.control("ART11-5-RELAY")  # no sender spoofing (Art. 11.5)
 def test_authenticated_user_cannot_send_as_an_unknown_ministry_address() -> None:
     code, text = _envelope("an", "director@moj.gov.vn", account("chi").address)
     assert code == 553, (code, text)

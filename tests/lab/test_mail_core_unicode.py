@@ -36,6 +36,7 @@ FILE_NAME = "Quyết định số 290-QĐ-BTP về hệ thống thư điện t�
 FILE_DATA = b"%PDF-1.4\n" + bytes(range(256)) * 8
 
 
+@pytest.mark.control("ART7-INTEGRITY")  # arrives unaltered (Art. 7)
 def test_vietnamese_headers_body_and_attachment_name_arrive_intact() -> None:
     an, binh = account("an"), account("binh")
     message = EmailMessage(policy=policy.SMTP)
