@@ -146,6 +146,26 @@ def _quota_storage(recipient: str) -> str:
     return "unknown"
 
 
+def _service_cpu() -> dict[str, int]:
+    """CPU time (µs) each systemd service's cgroup has used (cgroup v2 cpu.stat).
+
+    It counts processes that have exited too (smtpd, cleanup, lmtp come and
+    go), which per-process figures would miss. The SSH session that runs
+    smtp-source is ssh.service.
+    """
+    for base in (Path("/sys/fs/cgroup/system.slice"), Path("/sys/fs/cgroup/unified/system.slice")):
+        if base.is_dir():
+            break
+    else:
+        return {}
+    usage = {}
+    for stat in base.glob("*.service/cpu.stat"):
+        for line in stat.read_text().splitlines():
+            if line.startswith("usage_usec "):
+                usage[stat.parent.name.removesuffix(".service")] = int(line.split()[1])
+    return usage
+
+
 def _deliveries_since(since: float, recipient: str | None = None) -> int:
     """Postfix deliveries logged since `since` (epoch s); to others than `recipient` if given."""
     out = subprocess.run(["journalctl", "--since", f"@{since:.0f}", "-o", "cat", "--no-pager"],
@@ -207,16 +227,27 @@ def _full_path(p: dict[str, Any], subject: str) -> dict[str, Any]:
         raise RuntimeError(f"the warm-up message did not reach {p['maildir']} within "
                            f"{WARMUP_TIMEOUT} s; see `journalctl -u postfix -u dovecot`")
     warm = maildir.scan()
+    cpu_before = _service_cpu()
     start_ns = time.time_ns()
     accepted_seconds = _smtp_source(p, target, subject, p["messages"], p["sessions"])
     done = _wait_delivered(p, maildir, warm + p["messages"], p["timeout"])
+    wall = (time.time_ns() - start_ns) / 1e9
+    cpu_after = _service_cpu()
     delivered = maildir.scan() - warm
+    cpu = {unit: (cpu_after[unit] - cpu_before.get(unit, 0)) / 1e6 for unit in cpu_after}
+    busy = {unit: round(seconds * 1000 / p["messages"], 2)
+            for unit, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]) if seconds > 0.05}
     result: dict[str, Any] = {
         "target": target,
         "accepted": {"seconds": round(accepted_seconds, 3),
                      "per_second": round(p["messages"] / accepted_seconds, 1)},
         "delivered_messages": delivered,
         "queue_left": _queue_size(),
+        # Where the CPU went from the first message sent to the last delivered
+        # (ms per message, by systemd service; ssh is smtp-source), and how
+        # busy the host's CPUs were (1.0: all of them, all the time).
+        "cpu_ms_per_message": busy,
+        "cpu_busy_fraction": round(sum(cpu.values()) / (wall * (os.cpu_count() or 1)), 2),
     }
     if not done:
         result["error"] = (f"only {delivered} of {p['messages']} messages delivered, "
@@ -348,6 +379,11 @@ def _table(record: dict[str, Any]) -> str:
     ratios = record["ratios"]
     lines.append("  ratio to the bare sink: "
                  + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
+    if full.get("cpu_ms_per_message"):
+        lines.append("  full path CPU per message: "
+                     + ", ".join(f"{unit} {ms:.1f} ms"
+                                 for unit, ms in full["cpu_ms_per_message"].items())
+                     + f" (ssh = smtp-source); CPUs {full['cpu_busy_fraction']:.0%} busy")
     return "\n".join(lines)
 
 
