@@ -44,6 +44,35 @@ Choices, and why:
 * **Files.** Keys are written with mode 0600 from the first byte (through a
   temporary file, then an atomic rename). Certificates are written with mode
   0644. An existing CA key is never overwritten.
+* **Revocation.** A CA that cannot revoke cannot answer a leaked key before
+  the certificate expires. Every host certificate `ensure_host_cert` issues
+  names the CA's CRL in a cRLDistributionPoints extension (an ``http://``
+  URL, pki__crl_url: a client fetches a CRL before it can trust any TLS
+  certificate, so the URL must not need TLS; RFC 5280 §4.2.1.13). The CA
+  keeps three files beside ``ca.crt``:
+
+  - ``issued/<SERIAL>.crt``: a copy of every certificate it issued, named by
+    its serial in upper-case hex (as ``openssl x509 -noout -serial`` prints
+    it), like ``openssl ca``'s newcerts directory. `revoke` refuses a serial
+    that is not there, and a certificate stays revocable after a newer one
+    has replaced it on the host.
+  - ``revoked.txt``: the revoked certificates, one per line: the serial, the
+    time of revocation (UTC, ISO 8601, e.g. ``2026-03-01T12:00:00Z``) and
+    the reason (a name from `REVOKE_REASONS`, RFC 5280 §5.3.1), optionally
+    followed by ``#`` and the certificate's names for the reader. Lines
+    starting with ``#`` are comments. `revoke` appends to it.
+  - ``ca.crl``: the CRL, **DER**, because RFC 5280 §4.2.1.13 says an HTTP
+    distribution point serves a single DER-encoded CRL (MIME type
+    ``application/pkix-crl``, RFC 2585); ``openssl crl -inform DER -noout
+    -text -in ca.crl`` shows it. It carries the CRL Number and the CA's
+    AuthorityKeyIdentifier (both required by RFC 5280 §5.2), is valid for
+    30 days, and is signed again only when the revoked list changes, the
+    CA changes, or fewer than 10 days of validity remain (`refresh_crl`),
+    so a deploy run twice writes it once. Its number is the Unix time of
+    signing, or the previous number plus one if that is larger: it always
+    grows, even if ``ca.crl`` is lost. Revoked entries stay on the CRL.
+
+  A revoked host certificate is issued again by the next `ensure_host_cert`.
 """
 
 from __future__ import annotations
@@ -54,11 +83,12 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -74,6 +104,10 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: The CA's files, inside the directory given to `create_ca`/`load_or_create_ca`.
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
+#: Its revocation files, beside them (see "Revocation" in the module's docstring).
+CA_CRL = "ca.crl"
+REVOKED_LIST = "revoked.txt"
+ISSUED_DIR = "issued"
 
 KEY_MODE = 0o600
 CERT_MODE = 0o644
@@ -83,6 +117,28 @@ CA_DAYS = 3650
 HOST_DAYS = 397
 RENEW_BEFORE_DAYS = 30
 WARN_DAYS = 21
+#: A CRL is valid for CRL_DAYS and signed again when fewer than
+#: CRL_REFRESH_DAYS remain, so a deploy at least every 20 days keeps it valid,
+#: with 10 days for a client's cached copy.
+CRL_DAYS = 30
+CRL_REFRESH_DAYS = 10
+
+#: The reasons `revoke` accepts (RFC 5280 §5.3.1), by cryptography's
+#: ReasonFlags names. certificateHold is left out: a hold can be lifted, and
+#: the CA/Browser Forum Baseline Requirements forbid it; the CA and AA
+#: reasons do not apply to host certificates. "unspecified" puts no reason
+#: code on the CRL entry (RFC 5280 §5.3.1: the code is then absent).
+REVOKE_REASONS: dict[str, x509.ReasonFlags] = {
+    flag.name: flag
+    for flag in (
+        x509.ReasonFlags.unspecified,
+        x509.ReasonFlags.key_compromise,
+        x509.ReasonFlags.affiliation_changed,
+        x509.ReasonFlags.superseded,
+        x509.ReasonFlags.cessation_of_operation,
+        x509.ReasonFlags.privilege_withdrawn,
+    )
+}
 
 #: RSA size for ``key_type="rsa"``: about as strong as P-256 (NIST SP 800-57).
 RSA_BITS = 3072
@@ -92,6 +148,8 @@ RSA_MIN_BITS = 2048
 BACKDATE = timedelta(minutes=10)
 
 _DAY = timedelta(days=1)
+# The time of revocation in revoked.txt.
+_REVOKED_TIME = "%Y-%m-%dT%H:%M:%SZ"
 # One DNS label in LDH form (RFC 1123 §2.1). Underscores are not allowed in
 # certificate names (CA/B Baseline Requirements §7.1.4.2.1).
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -126,6 +184,12 @@ class CA:
         """The CA certificate(s) in PEM: what the hosts and clients must trust."""
         return b"".join(_pem(c) for c in (self.cert, *self.chain))
 
+    @property
+    def directory(self) -> Path:
+        """Where the CA keeps its CRL, its revoked list and the copies of what
+        it issued: beside its certificate."""
+        return self.cert_path.parent
+
 
 @dataclass(frozen=True)
 class Issued:
@@ -157,6 +221,49 @@ class HostCert:
     fullchain_path: Path
     changed: bool
     reason: str
+
+
+@dataclass(frozen=True)
+class Revoked:
+    """One line of ``revoked.txt``: a certificate the CA has revoked."""
+
+    serial: int
+    revoked_at: datetime
+    reason: x509.ReasonFlags
+    #: The certificate's names, for the person reading the file; not on the CRL.
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class CrlFile:
+    """The CA's CRL on the controller, and whether `refresh_crl` wrote it and why."""
+
+    path: Path
+    crl: x509.CertificateRevocationList
+    changed: bool
+    reason: str
+
+    @property
+    def next_update(self) -> datetime:
+        # refresh_crl always sets nextUpdate (RFC 5280 §5.1.2.5: conforming
+        # CAs MUST include it).
+        assert self.crl.next_update_utc is not None
+        return self.crl.next_update_utc
+
+    @property
+    def number(self) -> int:
+        return self.crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """What `revoke` did: the entry (new, or the one already there), the
+    certificate it names, and the CRL."""
+
+    entry: Revoked
+    cert: x509.Certificate
+    changed: bool
+    crl: CrlFile
 
 
 # -- The CA ------------------------------------------------------------------
@@ -325,19 +432,24 @@ def issue(
     days: int = HOST_DAYS,
     key_type: KeyType = "ec",
     *,
+    crl_url: str | None = None,
     now: datetime | None = None,
 ) -> Issued:
     """Issue a host certificate with a new key, for ``names`` (the first one is
     also the CN) and ``ip_addresses``.
 
-    The certificate never outlives the CA: its notAfter is cut to the CA's.
-    ``now`` sets the issuing time (tests use it to make expired certificates).
+    ``crl_url`` (an ``http://`` URL) goes into a cRLDistributionPoints
+    extension; without it the certificate names no CRL. The certificate never
+    outlives the CA: its notAfter is cut to the CA's. ``now`` sets the
+    issuing time (tests use it to make expired certificates).
     """
     dns = _dns_names(names)
     ips = _ip_addresses(ip_addresses)
     if not dns:
         raise PkiError("a host certificate needs at least one DNS name; none was given.")
     _check_days(days)
+    if crl_url is not None:
+        check_crl_url(crl_url)
     now = _utc(now)
     key = _new_key(key_type)
 
@@ -350,13 +462,8 @@ def issue(
         subject = x509.Name([])
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns]
     sans += [x509.IPAddress(ip) for ip in ips]
-    try:
-        ca_ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski)
-    except x509.ExtensionNotFound:
-        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key())
     is_rsa = isinstance(key, rsa.RSAPrivateKey)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(ca.cert.subject)
@@ -389,9 +496,13 @@ def issue(
         )
         .add_extension(x509.SubjectAlternativeName(sans), critical=len(subject) == 0)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(aki, critical=False)
-        .sign(ca.key, hashes.SHA256())
+        .add_extension(_authority_key_id(ca), critical=False)
     )
+    if crl_url is not None:
+        # Non-critical (RFC 5280 §4.2.1.13 recommends it): a client that
+        # cannot fetch CRLs still accepts the certificate.
+        builder = builder.add_extension(_crl_distribution_points(crl_url), critical=False)
+    cert = builder.sign(ca.key, hashes.SHA256())
     key_pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -424,25 +535,46 @@ def ensure_host_cert(
     *,
     days: int = HOST_DAYS,
     key_type: KeyType = "ec",
+    crl_url: str | None = None,
     now: datetime | None = None,
 ) -> HostCert:
     """Make sure ``directory/<name>.{key,crt,fullchain.pem}`` hold a good
-    certificate for ``names`` and ``ip_addresses`` from ``ca``.
+    certificate for ``names`` and ``ip_addresses`` from ``ca``, naming the
+    CRL at ``crl_url`` (or no CRL if it is None).
 
     A new key and certificate are issued only if a file is missing or
     unreadable, the key does not match, the names or the key type changed, the
-    certificate is not from ``ca``, or it expires within ``renew_before_days``.
-    Otherwise nothing is written (a changed ``days`` waits for the next
-    renewal), apart from repairing the key's mode or a stale fullchain file.
+    certificate is not from ``ca``, it names another CRL (or none), it has
+    been revoked (``revoked.txt``), or it expires within
+    ``renew_before_days``. Otherwise nothing is written to ``directory`` (a
+    changed ``days`` waits for the next renewal), apart from repairing the
+    key's mode or a stale fullchain file.
+
+    Every certificate of ``ca`` found or issued here is also kept in the CA's
+    ``issued/`` directory (once), so that `revoke` knows it.
     """
     directory = Path(directory)
     key_path, cert_path, fullchain_path = _host_paths(directory, name)
     dns, ips = _dns_names(names), _ip_addresses(ip_addresses)
+    if crl_url is not None:
+        check_crl_url(crl_url)
     now = _utc(now)
+    revoked = {entry.serial: entry for entry in read_revoked(ca)}
 
-    why = _why_reissue(ca, key_path, cert_path, dns, ips, key_type, renew_before_days, now)
+    # The certificate in place, if it is ours, stays revocable after it is replaced.
+    current = _read_cert(cert_path)
+    if current is not None and _issued_by(current, ca.cert):
+        _record_issued(ca, current)
+
+    why = _why_reissue(
+        ca, key_path, cert_path, dns, ips, key_type, renew_before_days, now,
+        crl_url=crl_url, revoked=revoked,
+    )  # fmt: skip
     if why:
-        issued = issue(ca, dns, ips, days, key_type, now=now)
+        issued = issue(ca, dns, ips, days, key_type, crl_url=crl_url, now=now)
+        # Recorded before the host files: a certificate that may reach a host
+        # must be revocable.
+        _record_issued(ca, issued.cert)
         write_issued(issued, directory, name)
         return HostCert(key_path, cert_path, fullchain_path, changed=True, reason=f"issued: {why}")
 
@@ -469,6 +601,9 @@ def _why_reissue(
     key_type: KeyType,
     renew_before_days: int,
     now: datetime,
+    *,
+    crl_url: str | None = None,
+    revoked: Mapping[int, Revoked] | None = None,
 ) -> str | None:
     """Why the host's certificate must be issued again, or None if it is fine."""
     if not key_path.exists() and not cert_path.exists():
@@ -491,6 +626,16 @@ def _why_reissue(
     have_dns, have_ips = _cert_names(cert)
     if have_dns != dns or have_ips != ips:
         return _describe_name_change(have_dns + have_ips, dns + ips)
+    entry = (revoked or {}).get(cert.serial_number)
+    if entry is not None:
+        return (
+            f"{cert_path.name} (serial {serial_hex(entry.serial)}) was revoked on "
+            f"{_when(entry.revoked_at)} ({entry.reason.name})"
+        )
+    have_crl = _crl_urls(cert)
+    want_crl = [crl_url] if crl_url is not None else []
+    if have_crl != want_crl:
+        return _describe_crl_change(cert_path.name, have_crl, want_crl)
     if cert.not_valid_before_utc > now:
         return f"{cert_path.name} is not valid yet (check the controller's clock)"
     left = cert.not_valid_after_utc - now
@@ -499,6 +644,14 @@ def _why_reissue(
     if left < renew_before_days * _DAY:
         return f"{cert_path.name} expires in {_days(left // _DAY)}"
     return None
+
+
+def _describe_crl_change(name: str, have: Sequence[str], want: Sequence[str]) -> str:
+    if not have:
+        return f"{name} names no CRL distribution point; it must name {want[0]}"
+    if not want:
+        return f"{name} names the CRL {', '.join(have)}, but no CRL URL is set"
+    return f"CRL distribution point changed from {', '.join(have)} to {want[0]}"
 
 
 def _describe_name_change(have: Sequence[object], want: Sequence[object]) -> str:
@@ -510,6 +663,325 @@ def _describe_name_change(have: Sequence[object], want: Sequence[object]) -> str
     if removed:
         parts.append("removed " + ", ".join(removed))
     return "names changed: " + ("; ".join(parts) if parts else "new order (the CN is the first)")
+
+
+# -- Revocation --------------------------------------------------------------
+
+
+def check_crl_url(url: str) -> None:
+    """A CRL URL for a certificate: plain http://, ASCII (an IA5String), a host
+    and a file. pydantic checks pki__crl_url the same way (CrlUrl), naming the
+    settings key."""
+    problem = crl_url_problem(url) if isinstance(url, str) else "is not a string"
+    if problem:
+        raise PkiError(
+            f"the CRL URL {url!r} {problem}: give an http:// URL with a host and a file, e.g. "
+            "http://pki.example.org/hopthu-ca.crl."
+        )
+
+
+def crl_url_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as a CRL distribution point, or None."""
+    if any(c.isspace() for c in url):
+        return "contains spaces"
+    if not url.isascii():
+        return "is not ASCII (write an internationalised host name as its xn-- A-label)"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"is not a URL ({exc})"
+    if parts.scheme == "https":
+        return (
+            "uses https://, but a CRL must be fetchable without TLS: a client checks "
+            "revocation before it can trust a TLS certificate (RFC 5280 §4.2.1.13, RFC 5019)"
+        )
+    if parts.scheme != "http":
+        return f"has the scheme {parts.scheme!r}" if parts.scheme else "has no scheme"
+    if not parts.hostname:
+        return "has no host"
+    if port == 0:
+        return "has port 0"
+    if parts.username is not None or parts.password is not None:
+        return "carries a user name or password"
+    if not parts.path or parts.path.endswith("/"):
+        return "names no file (its path is empty or ends with '/')"
+    if parts.query or parts.fragment:
+        return "has a query or fragment"
+    return None
+
+
+def serial_hex(serial: int) -> str:
+    """A serial number as ``openssl x509 -noout -serial`` prints it: upper-case
+    hex, whole bytes."""
+    text = f"{serial:X}"
+    return text if len(text) % 2 == 0 else f"0{text}"
+
+
+def parse_serial(text: str) -> int:
+    """A serial number given in hex, as openssl prints it (``serial=`` and
+    ``0x`` prefixes, colons and case do not matter)."""
+    raw = text
+    text = text.strip()
+    for prefix in ("serial=", "0x", "0X"):
+        text = text.removeprefix(prefix)
+    text = text.replace(":", "")
+    # RFC 5280 §4.1.2.2: a positive integer of at most 20 octets.
+    if not re.fullmatch(r"[0-9A-Fa-f]{1,40}", text) or int(text, 16) == 0:
+        raise PkiError(
+            f"{raw!r} is not a certificate serial number: give it in hex, as "
+            "`openssl x509 -noout -serial -in FILE` prints it (e.g. 4F0E9A...); up to 40 hex "
+            "digits, not 0."
+        )
+    return int(text, 16)
+
+
+def read_revoked(ca: CA) -> list[Revoked]:
+    """The CA's ``revoked.txt``, in file order; empty if there is none."""
+    path = ca.directory / REVOKED_LIST
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeError) as exc:
+        raise PkiError(f"{path}: cannot read the revoked list: {exc}.") from None
+    entries: list[Revoked] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        data, _, note = line.partition("#")
+        fields = data.split()
+        if not fields:
+            continue
+        where = f"{path}:{number}"
+        form = (
+            "SERIAL (hex) TIME (UTC, e.g. 2026-03-01T12:00:00Z) REASON "
+            f"({', '.join(REVOKE_REASONS)}), then optionally '# names'"
+        )
+        if len(fields) != 3:
+            raise PkiError(f"{where}: {line.strip()!r} is not a revoked entry; write {form}.")
+        try:
+            serial = parse_serial(fields[0])
+        except PkiError as exc:
+            raise PkiError(f"{where}: {exc}") from None
+        try:
+            when = datetime.strptime(fields[1], _REVOKED_TIME).replace(tzinfo=UTC)
+        except ValueError:
+            raise PkiError(f"{where}: {fields[1]!r} is not a UTC time; write {form}.") from None
+        if fields[2] not in REVOKE_REASONS:
+            raise PkiError(f"{where}: {fields[2]!r} is not a revocation reason; write {form}.")
+        if any(e.serial == serial for e in entries):
+            raise PkiError(
+                f"{where}: serial {serial_hex(serial)} is listed twice; keep one of the lines."
+            )
+        entries.append(Revoked(serial, when, REVOKE_REASONS[fields[2]], note.strip()))
+    return entries
+
+
+def issued_cert(ca: CA, serial: int) -> x509.Certificate | None:
+    """The certificate with this serial that ``ca`` issued, from its ``issued/``
+    copies, or None."""
+    cert = _read_cert(ca.directory / ISSUED_DIR / f"{serial_hex(serial)}.crt")
+    if cert is None or cert.serial_number != serial or not _issued_by(cert, ca.cert):
+        return None
+    return cert
+
+
+def revoke(ca: CA, serial: str | int, reason: str, *, now: datetime | None = None) -> Revocation:
+    """Revoke the certificate with this serial (hex if a string): add it to
+    ``revoked.txt`` and sign a new CRL.
+
+    Refuses a malformed serial, an unknown reason, and a serial the CA did not
+    issue (no copy in ``issued/``), before anything is written. Revoking a
+    certificate that is already revoked keeps its first entry (the CRL is
+    only refreshed, if `refresh_crl` finds it has to be).
+    """
+    number = parse_serial(serial) if isinstance(serial, str) else serial
+    if not isinstance(number, int) or number <= 0:
+        raise PkiError(f"{serial!r} is not a certificate serial number (a positive integer).")
+    if reason not in REVOKE_REASONS:
+        raise PkiError(
+            f"{reason!r} is not a revocation reason; use one of {', '.join(REVOKE_REASONS)} "
+            "(RFC 5280 §5.3.1; key_compromise if the private key may have leaked)."
+        )
+    now = _utc(now)
+    entries = read_revoked(ca)
+    cert = issued_cert(ca, number)
+    if cert is None:
+        raise PkiError(
+            f"serial {serial_hex(number)} is not a certificate this CA issued: there is no "
+            f"{ca.directory / ISSUED_DIR / serial_hex(number)}.crt. Check the serial with "
+            f"`openssl x509 -noout -serial -in FILE`; `ls {ca.directory / ISSUED_DIR}` lists "
+            "the serials this CA knows. Nothing was changed."
+        )
+    for entry in entries:
+        if entry.serial == number:
+            return Revocation(entry, cert, changed=False, crl=refresh_crl(ca, now=now))
+    dns, ips = _cert_names(cert)
+    entry = Revoked(number, now, REVOKE_REASONS[reason], ", ".join([*dns, *map(str, ips)]))
+    _append_revoked(ca.directory / REVOKED_LIST, entry)
+    return Revocation(entry, cert, changed=True, crl=refresh_crl(ca, now=now))
+
+
+def load_crl(path: Path) -> x509.CertificateRevocationList:
+    """A DER CRL (the form ``ca.crl`` is written in)."""
+    data = _read(Path(path), "CRL")
+    try:
+        return x509.load_der_x509_crl(data)
+    except ValueError:
+        raise PkiError(
+            f"{path} is not a DER CRL. Check it with `openssl crl -inform DER -noout -text "
+            f"-in {path}`."
+        ) from None
+
+
+def build_crl(
+    ca: CA,
+    revoked: Iterable[Revoked],
+    number: int,
+    *,
+    days: int = CRL_DAYS,
+    now: datetime | None = None,
+) -> x509.CertificateRevocationList:
+    """A CRL signed by ``ca`` listing ``revoked``, with CRL Number ``number``."""
+    _check_days(days)
+    now = _utc(now)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.cert.subject)
+        # Backdated like the certificates, for hosts whose clocks run behind.
+        .last_update(now - BACKDATE)
+        .next_update(now + days * _DAY)
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(_authority_key_id(ca), critical=False)
+    )
+    for entry in sorted(revoked, key=lambda e: e.serial):
+        revoked_cert = (
+            x509.RevokedCertificateBuilder()
+            .serial_number(entry.serial)
+            .revocation_date(entry.revoked_at)
+        )
+        if entry.reason != x509.ReasonFlags.unspecified:
+            revoked_cert = revoked_cert.add_extension(x509.CRLReason(entry.reason), critical=False)
+        builder = builder.add_revoked_certificate(revoked_cert.build())
+    return builder.sign(ca.key, hashes.SHA256())
+
+
+def refresh_crl(
+    ca: CA,
+    *,
+    days: int = CRL_DAYS,
+    refresh_days: int = CRL_REFRESH_DAYS,
+    now: datetime | None = None,
+) -> CrlFile:
+    """Make sure the CA's ``ca.crl`` is a CRL from ``ca`` that lists exactly
+    ``revoked.txt`` and is valid for at least ``refresh_days`` more days.
+
+    Otherwise (or if it is missing or unreadable) a new one, valid ``days``,
+    is signed and written (0644, atomic rename). When it is fine nothing is
+    written, so a second run changes nothing.
+    """
+    _check_days(days)
+    now = _utc(now)
+    path = ca.directory / CA_CRL
+    revoked = read_revoked(ca)
+    current: x509.CertificateRevocationList | None = None
+    if path.exists():
+        try:
+            current = x509.load_der_x509_crl(path.read_bytes())
+        except (ValueError, OSError):
+            current = None
+    why = _why_resign(ca, path, current, revoked, refresh_days, now)
+    if why is None:
+        assert current is not None
+        return CrlFile(path, current, changed=False, reason="up to date")
+    previous = 0
+    if current is not None:
+        with contextlib.suppress(x509.ExtensionNotFound):
+            previous = current.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    # The Unix time always grows, so the number does too even if ca.crl was lost.
+    number = max(previous + 1, int(now.timestamp()))
+    crl = build_crl(ca, revoked, number, days=days, now=now)
+    _write_file(path, crl.public_bytes(serialization.Encoding.DER), CERT_MODE)
+    return CrlFile(path, crl, changed=True, reason=why)
+
+
+def _why_resign(
+    ca: CA,
+    path: Path,
+    crl: x509.CertificateRevocationList | None,
+    revoked: Sequence[Revoked],
+    refresh_days: int,
+    now: datetime,
+) -> str | None:
+    """Why the CRL must be signed again, or None if it is fine."""
+    if not path.exists():
+        return "no CRL yet"
+    if crl is None:
+        return f"{path.name} cannot be read"
+    if not _crl_signed_by(crl, ca.cert):
+        return f"{path.name} was not signed by the CA in {ca.cert_path}"
+    have = {(r.serial_number, r.revocation_date_utc, _crl_reason(r)) for r in crl}
+    want = {(e.serial, e.revoked_at, e.reason) for e in revoked}
+    if have != want:
+        added = len({w[0] for w in want} - {h[0] for h in have})
+        return (
+            f"{REVOKED_LIST} changed ({added} newly revoked)" if added
+            else f"{path.name} does not list what {REVOKED_LIST} lists"
+        )
+    if crl.last_update_utc > now:
+        return f"{path.name} is not valid yet (check the controller's clock)"
+    next_update = crl.next_update_utc
+    if next_update is None:
+        return f"{path.name} has no next update"
+    if next_update <= now:
+        return f"{path.name} expired on {_when(next_update)}"
+    if next_update - now < refresh_days * _DAY:
+        return f"{path.name}'s next update is in {_days((next_update - now) // _DAY)}"
+    return None
+
+
+def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    if crl.issuer != issuer.subject:
+        return False
+    try:
+        return crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+
+
+def _crl_reason(revoked: x509.RevokedCertificate) -> x509.ReasonFlags:
+    try:
+        return revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    except x509.ExtensionNotFound:
+        return x509.ReasonFlags.unspecified
+
+
+_REVOKED_HEADER = """\
+# Certificates revoked by this CA (hopthu/pki.py; add with `hopthu pki revoke`).
+# One per line: SERIAL (hex, as `openssl x509 -noout -serial` prints it), the time
+# of revocation (UTC), the reason (RFC 5280 §5.3.1), then '#' and the names.
+"""
+
+
+def _append_revoked(path: Path, entry: Revoked) -> None:
+    """Add a line to ``revoked.txt`` (a new file starts with a header that
+    explains the format); the lines already there, comments included, stay as
+    they are. The whole file is replaced by an atomic rename."""
+    text = path.read_text(encoding="utf-8") if path.exists() else _REVOKED_HEADER
+    if text and not text.endswith("\n"):
+        text += "\n"
+    line = f"{serial_hex(entry.serial)} {entry.revoked_at.strftime(_REVOKED_TIME)} {entry.reason.name}"
+    text += f"{line}  # {entry.note}\n" if entry.note else f"{line}\n"
+    _write_file(path, text.encode("utf-8"), CERT_MODE)
+
+
+def _record_issued(ca: CA, cert: x509.Certificate) -> None:
+    """Keep a copy of a certificate ``ca`` issued, once, under ``issued/``."""
+    directory = ca.directory / ISSUED_DIR
+    path = directory / f"{serial_hex(cert.serial_number)}.crt"
+    if path.exists():
+        return
+    directory.mkdir(mode=0o700, exist_ok=True)
+    _write_file(path, _pem(cert), CERT_MODE)
 
 
 # -- Checks for operator-supplied certificates -------------------------------
@@ -781,6 +1253,51 @@ def _name_matches(pattern: str, name: str) -> bool:
         and n_labels[0] != "*"
         and n_labels[1:] == p_labels[1:]
     )
+
+
+def _crl_distribution_points(url: str) -> x509.CRLDistributionPoints:
+    return x509.CRLDistributionPoints(
+        [
+            x509.DistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(url)],
+                relative_name=None,
+                reasons=None,
+                crl_issuer=None,
+            )
+        ]
+    )
+
+
+def _crl_urls(cert: x509.Certificate) -> list[str]:
+    """The URIs of the certificate's CRL distribution points, in order."""
+    try:
+        points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    except x509.ExtensionNotFound:
+        return []
+    return [
+        name.value
+        for point in points
+        for name in (point.full_name or [])
+        if isinstance(name, x509.UniformResourceIdentifier)
+    ]
+
+
+def _authority_key_id(ca: CA) -> x509.AuthorityKeyIdentifier:
+    """The AuthorityKeyIdentifier for what ``ca`` signs: its SKI, so clients find
+    the right key (RFC 5280 §4.2.1.1, §5.2.1)."""
+    try:
+        ca_ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski)
+    except x509.ExtensionNotFound:
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key())
+
+
+def _read_cert(path: Path) -> x509.Certificate | None:
+    """The first certificate of a PEM file, or None if it is missing or unreadable."""
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError):
+        return None
 
 
 def _host_paths(directory: Path, name: str) -> tuple[Path, Path, Path]:

@@ -10,11 +10,15 @@ verify peers against the CA installed here.
 What it owns. On the controller, with pki__mode internal: the internal CA
 (pki__ca_dir, created once by hopthu/pki.py) and each host's issued files
 under pki__ca_dir/hosts/; a certificate is issued again only when it is
-missing, its names or key type changed, or it expires within 30 days. With
-pki__mode provided, nothing: the operator's files are checked by the
-settings check and copied. On the host: /etc/hopthu/tls/host.key (0600
-root:root), /etc/hopthu/tls/host.fullchain.pem (0644) and the CA in the trust
-store (pki__ca_trust_file).
+missing, its names, key type or CRL URL (pki__crl_url) changed, it was
+revoked, or it expires within 30 days. The CA's CRL (pki__ca_dir/ca.crl, DER)
+is signed again when a certificate is revoked or fewer than 10 of its 30
+days remain. With pki__mode provided, nothing: the operator's files are
+checked by the settings check and copied. On the host:
+/etc/hopthu/tls/host.key (0600 root:root), /etc/hopthu/tls/host.fullchain.pem
+(0644), the CA in the trust store (pki__ca_trust_file) and, with the internal
+CA, its CRL in /etc/hopthu/tls/hopthu-ca.crl (0644), for the store host's
+nginx to publish later.
 
 How a change is checked. hopthu.pki checks every certificate it issues or is
 given before a byte reaches a host. A changed CA updates the trust store; a
@@ -103,6 +107,16 @@ def apply() -> None:
         group="root",
         mode="0644",
     )
+    if values["pki__mode"] == "internal" and values["pki__host_cert_enabled"]:
+        # No service reads it yet: a new CRL needs no reload.
+        files.put(
+            name="Install the certificate revocation list",
+            src=prepared["crl_file"],
+            dest="/etc/hopthu/tls/hopthu-ca.crl",
+            user="root",
+            group="root",
+            mode="0644",
+        )
 
     # --- What the role's handlers do, in their order, only after a change ---------
 

@@ -45,6 +45,27 @@ OptionalPath = checked(
     _optional_path,
 )
 
+# --- URLs -----------------------------------------------------------------------------
+
+
+def _crl_url(value: str) -> None:
+    # The same check hopthu.pki applies before it puts the URL into a
+    # certificate (imported here only when a value is checked: it loads
+    # `cryptography`).
+    from hopthu.pki import crl_url_problem
+
+    problem = crl_url_problem(value)
+    if problem:
+        raise ValueError(problem)
+
+
+CrlUrl = checked(
+    str,
+    "a plain http:// URL (not https://: a client fetches a CRL before it can trust TLS) with "
+    "an ASCII host and a file path, e.g. http://pki.moj.gov.vn/hopthu-ca.crl",
+    _crl_url,
+)
+
 # --- Mail addresses ---------------------------------------------------------------------
 
 # RFC 5321 §4.1.2 Dot-string in lower case: the user database stores every

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from hopthu.schema.base import CrossCheck, SettingsModel
-from hopthu.schema.mailtypes import AbsolutePath, OptionalPath, ServiceUnit
+from hopthu.schema.mailtypes import AbsolutePath, CrlUrl, OptionalPath, ServiceUnit
 from hopthu.schema.types import DomainName, IPAddress
 
 
@@ -22,7 +22,9 @@ class PkiSettings(SettingsModel):
     its CA, and the settings check refuses a wrong path, a key that does not
     match its certificate, a certificate its CA did not issue, or one that
     does not cover the host's names. Either way the host gets the key and the
-    full chain at a fixed path, and the CA in its trust store.
+    full chain at a fixed path, and the CA in its trust store; with the
+    internal CA also the CA's CRL, which every certificate it issues names
+    (pki__crl_url).
     """
 
     namespace = "pki"
@@ -66,6 +68,14 @@ class PkiSettings(SettingsModel):
     )
     pki__cert_ip_addresses: list[IPAddress] = Field(
         description="IP addresses the certificate covers too (the lab connects by address)."
+    )
+    pki__crl_url: CrlUrl = Field(
+        description=(
+            "internal mode: the http:// URL of the internal CA's CRL, named as the CRL "
+            "distribution point of every host certificate it issues (changing it issues every "
+            "host a new certificate). Plain HTTP because a client fetches the CRL before it can "
+            "trust TLS (RFC 5280 §4.2.1.13). Ignored in provided mode."
+        )
     )
     pki__cert_file: OptionalPath = Field(
         description=(

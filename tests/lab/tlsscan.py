@@ -156,23 +156,6 @@ KNOWN_FINDINGS: tuple[KnownFinding, ...] = (
             "check set (-P); testssl 3.2 no longer rates it."
         ),
     ),
-    # Not one of LAB.md's two: accepted by the project, and recorded as
-    # remaining work under ART11-5-TLS in compliance/controls.yml.
-    KnownFinding(
-        testssl_version="3.0.8",
-        id="cert_revocation",
-        severity="HIGH",
-        text="Neither CRL nor OCSP URI provided",
-        starttls_only=False,
-        reason=(
-            "The internal CA (hopthu/pki.py) publishes no CRL or OCSP responder yet, so its "
-            "host certificates carry no revocation URI. They live 397 days and deploys renew "
-            "them 30 days ahead; a leaked key is answered by re-issuing and redeploying. A "
-            "CRL served by the store host's nginx is planned with the portal (issue 5); an "
-            "operator CA (pki__mode: provided) that sets a CRL or OCSP URI does not raise "
-            "this finding. testssl 3.0.8 (the Debian 12 controller) rates it HIGH."
-        ),
-    ),
 )
 
 

@@ -135,6 +135,37 @@ def test_certificate_files_are_refused_with_the_internal_ca(mail_project: Any,
     assert "pki__mode is internal" in issue.message
 
 
+def test_the_crl_url_defaults_to_plain_http_in_the_mail_domain(mail_project: Any) -> None:
+    hosts = load_inventory(mail_project.inventory, root=mail_project.root)
+    assert hosts["mx1"].values["pki__crl_url"] == "http://pki.moj.gov.vn/hopthu-ca.crl"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("https://pki.moj.gov.vn/hopthu-ca.crl", "a CRL must be fetchable without TLS"),
+        ("pki.moj.gov.vn/hopthu-ca.crl", "has no scheme"),
+        ("not a url", "contains spaces"),
+        ("ldap://pki.moj.gov.vn/hopthu-ca.crl", "has the scheme 'ldap'"),
+        ("http://pki.moj.gov.vn/", "names no file"),
+        ("http:///hopthu-ca.crl", "has no host"),
+        ("http://pki.bộtưpháp.vn/hopthu-ca.crl", "is not ASCII"),
+    ],
+    ids=["https", "no-scheme", "not-a-url", "ldap", "no-file", "no-host", "idn"],
+)
+def test_a_crl_url_that_is_not_plain_http_is_refused(
+    mail_project: Any, value: str, message: str
+) -> None:
+    mail_project.write(ENV, f'pki__crl_url: "{value}"\n')
+    with pytest.raises(SettingsError) as caught:
+        load_inventory(mail_project.inventory, root=mail_project.root)
+    (issue,) = [i for i in caught.value.errors if i.key == "pki__crl_url"]
+    assert issue.file == ENV
+    assert message in issue.message
+    assert "a plain http:// URL" in issue.allowed
+    assert f"{ENV}:1: pki__crl_url = '{value}'" in str(caught.value)
+
+
 def test_a_mailbox_size_limit_below_the_message_size_is_refused(mail_project: Any) -> None:
     mail_project.write(ENV, "postfix__mailbox_size_limit: 1000\n")
     issue = issue_for(mail_project, "postfix__mailbox_size_limit")

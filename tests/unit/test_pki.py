@@ -1,5 +1,6 @@
-"""The internal CA (hopthu.pki): the CA, host certificates, and the checks the
-settings check and the infra suite run on certificates operators supply.
+"""The internal CA (hopthu.pki): the CA, host certificates, revocation (the
+CRL every certificate names, `revoke`), and the checks the settings check and
+the infra suite run on certificates operators supply.
 
 Every test works in its own tmp_path and runs offline. Chains are validated
 with cryptography's own X.509 verifier (a real path validation for a DNS name
@@ -29,6 +30,7 @@ from hopthu.pki import PkiError
 
 NAMES = ["mail.lab.example", "mx1.lab.example"]
 IPS = ["198.18.0.10"]
+CRL_URL = "http://pki.lab.example/hopthu-ca.crl"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 
@@ -40,7 +42,8 @@ def ca(tmp_path: Path) -> pki.CA:
 
 @pytest.fixture
 def host(ca: pki.CA, tmp_path: Path) -> pki.HostCert:
-    return pki.ensure_host_cert(ca, tmp_path / "hosts", "mx1", NAMES, IPS, now=NOW)
+    return pki.ensure_host_cert(ca, tmp_path / "hosts", "mx1", NAMES, IPS, crl_url=CRL_URL,
+                                now=NOW)
 
 
 def load_cert(path: Path) -> x509.Certificate:
@@ -53,6 +56,24 @@ def ext(cert: x509.Certificate, cls: type) -> x509.Extension:
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+def crl_urls(cert: x509.Certificate) -> list[str]:
+    """The URIs of the certificate's CRL distribution points ([] without the extension)."""
+    try:
+        points = ext(cert, x509.CRLDistributionPoints).value
+    except x509.ExtensionNotFound:
+        return []
+    return [name.value for point in points for name in point.full_name or []]
+
+
+def tree(directory: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under `directory`, recursively, with its bytes and mtime."""
+    return {
+        str(p.relative_to(directory)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 def snapshot(directory: Path) -> dict[str, tuple[bytes, int, int]]:
@@ -381,7 +402,8 @@ def test_first_ensure_issues_a_certificate(host: pki.HostCert):
 
 def test_second_ensure_writes_no_new_bytes(ca: pki.CA, host: pki.HostCert, tmp_path: Path):
     before = snapshot(tmp_path / "hosts")
-    again = pki.ensure_host_cert(ca, tmp_path / "hosts", "mx1", NAMES, IPS, now=NOW + 300 * DAY)
+    again = pki.ensure_host_cert(ca, tmp_path / "hosts", "mx1", NAMES, IPS, crl_url=CRL_URL,
+                                 now=NOW + 300 * DAY)
     assert not again.changed, again.reason
     assert again.reason == "up to date"
     assert snapshot(tmp_path / "hosts") == before
@@ -392,7 +414,8 @@ def test_ensure_with_the_same_names_in_another_spelling_changes_nothing(
 ):
     before = snapshot(tmp_path / "hosts")
     same = ["MAIL.lab.example.", "mx1.lab.example", "mx1.lab.example"]
-    again = pki.ensure_host_cert(ca, tmp_path / "hosts", "mx1", same, IPS, now=NOW)
+    again = pki.ensure_host_cert(ca, tmp_path / "hosts", "mx1", same, IPS, crl_url=CRL_URL,
+                                 now=NOW)
     assert not again.changed, again.reason
     assert snapshot(tmp_path / "hosts") == before
 
@@ -404,6 +427,15 @@ def _break_with_other_ca(ca, host, tmp_path):
 
 def _break_with_mismatched_key(ca, host, tmp_path):
     host.key_path.write_bytes(pki.issue(ca, NAMES, IPS, now=NOW).key_pem)
+
+
+def _break_with_no_crl(ca, host, tmp_path):
+    """A certificate from before the CA named its CRL."""
+    pki.write_issued(pki.issue(ca, NAMES, IPS, now=NOW), host.cert_path.parent, "mx1")
+
+
+def _break_by_revoking(ca, host, tmp_path):
+    pki.revoke(ca, load_cert(host.cert_path).serial_number, "key_compromise", now=NOW)
 
 
 @pytest.mark.parametrize(
@@ -421,6 +453,16 @@ def _break_with_mismatched_key(ca, host, tmp_path):
         ({"breaker": _break_with_mismatched_key}, "mx1.key does not match mx1.crt"),
         ({"breaker": lambda ca, h, t: h.key_path.unlink()}, "mx1.key is missing"),
         ({"breaker": lambda ca, h, t: h.cert_path.write_text("junk")}, "cannot be read"),
+        (
+            {"crl_url": "http://crl.lab.example/ca.crl"},
+            f"CRL distribution point changed from {CRL_URL} to http://crl.lab.example/ca.crl",
+        ),
+        (
+            {"breaker": _break_with_no_crl},
+            f"mx1.crt names no CRL distribution point; it must name {CRL_URL}",
+        ),
+        ({"crl_url": None}, f"mx1.crt names the CRL {CRL_URL}, but no CRL URL is set"),
+        ({"breaker": _break_by_revoking}, "was revoked on 2026-03-01 12:00 UTC (key_compromise)"),
     ],
     ids=[
         "name-added",
@@ -435,6 +477,10 @@ def _break_with_mismatched_key(ca, host, tmp_path):
         "key-mismatch",
         "key-missing",
         "cert-garbage",
+        "crl-url-changed",
+        "crl-missing",
+        "crl-not-wanted",
+        "revoked",
     ],
 )
 def test_ensure_issues_again_when(ca: pki.CA, host: pki.HostCert, tmp_path: Path, change, reason):
@@ -451,6 +497,7 @@ def test_ensure_issues_again_when(ca: pki.CA, host: pki.HostCert, tmp_path: Path
         names,
         ips,
         key_type=change.get("key_type", "ec"),
+        crl_url=change.get("crl_url", CRL_URL),
         now=now,
     )
 
@@ -462,13 +509,16 @@ def test_ensure_issues_again_when(ca: pki.CA, host: pki.HostCert, tmp_path: Path
     pki.check_pair(result.cert_path, result.key_path, now=now)
     assert result.fullchain_path.read_bytes() == result.cert_path.read_bytes() + ca.cert_pem
     assert mode(result.key_path) == 0o600
+    wanted = change.get("crl_url", CRL_URL)
+    assert crl_urls(cert) == ([wanted] if wanted else [])
 
 
 def test_ensure_keeps_a_certificate_with_31_days_left(
     ca: pki.CA, host: pki.HostCert, tmp_path: Path
 ):
     before = snapshot(tmp_path / "hosts")
-    result = pki.ensure_host_cert(ca, tmp_path / "hosts", "mx1", NAMES, IPS, now=NOW + 366 * DAY)
+    result = pki.ensure_host_cert(ca, tmp_path / "hosts", "mx1", NAMES, IPS, crl_url=CRL_URL,
+                                  now=NOW + 366 * DAY)
     assert not result.changed, result.reason
     assert snapshot(tmp_path / "hosts") == before
 
@@ -478,7 +528,8 @@ def test_ensure_repairs_the_key_mode_without_a_new_key(
 ):
     key_before = host.key_path.read_bytes()
     host.key_path.chmod(0o644)
-    result = pki.ensure_host_cert(ca, tmp_path / "hosts", "mx1", NAMES, IPS, now=NOW)
+    result = pki.ensure_host_cert(ca, tmp_path / "hosts", "mx1", NAMES, IPS, crl_url=CRL_URL,
+                                  now=NOW)
     assert result.changed and "mode from 0644 to 0600" in result.reason
     assert mode(host.key_path) == 0o600
     assert host.key_path.read_bytes() == key_before
@@ -489,10 +540,250 @@ def test_ensure_rewrites_a_stale_fullchain_without_a_new_key(
 ):
     key_before, cert_before = host.key_path.read_bytes(), host.cert_path.read_bytes()
     host.fullchain_path.unlink()
-    result = pki.ensure_host_cert(ca, tmp_path / "hosts", "mx1", NAMES, IPS, now=NOW)
+    result = pki.ensure_host_cert(ca, tmp_path / "hosts", "mx1", NAMES, IPS, crl_url=CRL_URL,
+                                  now=NOW)
     assert result.changed and "rewrote mx1.fullchain.pem" in result.reason
     assert host.fullchain_path.read_bytes() == cert_before + ca.cert_pem
     assert (host.key_path.read_bytes(), host.cert_path.read_bytes()) == (key_before, cert_before)
+
+
+# -- Revocation: the CRL every certificate names -----------------------------
+
+
+def test_host_certificate_names_the_crl_as_its_distribution_point(
+    ca: pki.CA, host: pki.HostCert
+):
+    for cert in (pki.issue(ca, NAMES, crl_url=CRL_URL, now=NOW).cert, load_cert(host.cert_path)):
+        points = ext(cert, x509.CRLDistributionPoints)
+        assert not points.critical, "a client that cannot fetch CRLs must still accept it"
+        (point,) = points.value
+        assert point.full_name == [x509.UniformResourceIdentifier(CRL_URL)]
+        assert (point.relative_name, point.reasons, point.crl_issuer) == (None, None, None)
+
+
+def test_a_certificate_issued_without_a_crl_url_names_no_crl(ca: pki.CA):
+    assert crl_urls(pki.issue(ca, NAMES, now=NOW).cert) == []
+
+
+def test_ensure_keeps_a_certificate_that_names_the_right_crl(
+    ca: pki.CA, host: pki.HostCert, tmp_path: Path
+):
+    before = tree(tmp_path)
+    again = pki.ensure_host_cert(ca, tmp_path / "hosts", "mx1", NAMES, IPS, crl_url=CRL_URL,
+                                 now=NOW + DAY)
+    assert (again.changed, again.reason) == (False, "up to date")
+    assert tree(tmp_path) == before, "a second run must write nothing, in hosts/ or the CA's dir"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://pki.lab.example/hopthu-ca.crl", "must be fetchable without TLS"),
+        ("ftp://pki.lab.example/hopthu-ca.crl", "has the scheme 'ftp'"),
+        ("pki.lab.example/hopthu-ca.crl", "has no scheme"),
+        ("http://pki.lab.example", "names no file"),
+        ("http://user:pw@pki.lab.example/ca.crl", "user name or password"),
+        ("http://pki.bộtưpháp.vn/ca.crl", "is not ASCII"),
+    ],
+    ids=["https", "ftp", "no-scheme", "no-file", "credentials", "idn"],
+)
+def test_issue_refuses_a_crl_url_that_is_not_plain_http(ca: pki.CA, url: str, message: str):
+    with pytest.raises(PkiError, match=message):
+        pki.issue(ca, NAMES, crl_url=url, now=NOW)
+
+
+def test_crl_is_der_signed_by_the_ca_with_number_and_authority_key_id(ca: pki.CA):
+    result = pki.refresh_crl(ca, now=NOW)
+    assert (result.changed, result.reason) == (True, "no CRL yet")
+    assert result.path == ca.cert_path.parent / "ca.crl"
+    assert mode(result.path) == 0o644
+    crl = x509.load_der_x509_crl(result.path.read_bytes())
+    assert crl.is_signature_valid(ca.cert.public_key())
+    assert crl.issuer == ca.cert.subject
+    assert isinstance(crl.signature_hash_algorithm, hashes.SHA256)
+    assert crl.last_update_utc == NOW - pki.BACKDATE
+    assert crl.next_update_utc == NOW + 30 * DAY == result.next_update
+    assert ext(crl, x509.CRLNumber).value.crl_number == int(NOW.timestamp()) == result.number
+    aki = ext(crl, x509.AuthorityKeyIdentifier).value
+    assert aki.key_identifier == ext(ca.cert, x509.SubjectKeyIdentifier).value.digest
+    assert len(crl) == 0
+
+
+def test_crl_from_another_ca_does_not_verify(ca: pki.CA, tmp_path: Path):
+    other = pki.create_ca(tmp_path / "other", now=NOW)
+    crl = pki.load_crl(pki.refresh_crl(ca, now=NOW).path)
+    assert not crl.is_signature_valid(other.cert.public_key())
+
+
+@pytest.mark.parametrize(
+    ("later", "reason"),
+    [
+        (DAY, None),
+        (20 * DAY, None),
+        (20 * DAY + timedelta(seconds=1), "ca.crl's next update is in 9 days"),
+        (30 * DAY, "ca.crl expired on 2026-03-31 12:00 UTC"),
+    ],
+    ids=["1-day", "20-days", "just-under-10-days-left", "expired"],
+)
+def test_crl_is_signed_again_only_when_under_10_days_of_validity_remain(
+    ca: pki.CA, later: timedelta, reason: str | None
+):
+    first = pki.refresh_crl(ca, now=NOW)
+    before = tree(ca.directory)
+    again = pki.refresh_crl(ca, now=NOW + later)
+    if reason is None:
+        assert (again.changed, again.reason) == (False, "up to date")
+        assert tree(ca.directory) == before, "a CRL within its window must not be rewritten"
+    else:
+        assert (again.changed, again.reason) == (True, reason)
+        assert again.next_update == NOW + later + 30 * DAY
+        assert again.number > first.number
+        assert pki.load_crl(again.path).is_signature_valid(ca.cert.public_key())
+
+
+def test_crl_number_grows_even_when_the_crl_is_signed_twice_in_a_second(
+    ca: pki.CA, host: pki.HostCert
+):
+    first = pki.refresh_crl(ca, now=NOW)
+    revoked = pki.revoke(ca, load_cert(host.cert_path).serial_number, "superseded", now=NOW)
+    assert revoked.crl.number == first.number + 1
+
+
+def test_crl_signed_by_another_ca_is_replaced(ca: pki.CA, tmp_path: Path):
+    other = pki.create_ca(tmp_path / "other", now=NOW)
+    stray = pki.refresh_crl(other, now=NOW).path
+    (ca.directory / "ca.crl").write_bytes(stray.read_bytes())
+    result = pki.refresh_crl(ca, now=NOW)
+    assert result.changed and "was not signed by the CA" in result.reason
+    assert pki.load_crl(result.path).is_signature_valid(ca.cert.public_key())
+
+
+def test_revoke_puts_the_serial_on_the_signed_crl_with_its_reason(
+    ca: pki.CA, host: pki.HostCert
+):
+    cert = load_cert(host.cert_path)
+    done = pki.revoke(ca, pki.serial_hex(cert.serial_number), "key_compromise", now=NOW)
+
+    assert done.changed and done.cert == cert
+    crl = pki.load_crl(ca.directory / "ca.crl")
+    assert crl.is_signature_valid(ca.cert.public_key())
+    entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+    assert entry is not None, "the revoked serial is missing from the CRL"
+    assert entry.revocation_date_utc == NOW
+    assert ext(entry, x509.CRLReason).value.reason == x509.ReasonFlags.key_compromise
+    assert [r.serial_number for r in crl] == [cert.serial_number]
+    lines = (ca.directory / "revoked.txt").read_text().splitlines()
+    assert lines[-1] == (
+        f"{pki.serial_hex(cert.serial_number)} 2026-03-01T12:00:00Z key_compromise"
+        "  # mail.lab.example, mx1.lab.example, 198.18.0.10"
+    )
+    assert pki.read_revoked(ca) == [done.entry]
+
+
+def test_revoke_keeps_what_the_operator_wrote_in_the_revoked_list(
+    ca: pki.CA, host: pki.HostCert, tmp_path: Path
+):
+    first = load_cert(host.cert_path)
+    pki.ensure_host_cert(ca, tmp_path / "hosts", "mx1", NAMES[:1], IPS, crl_url=CRL_URL, now=NOW)
+    pki.revoke(ca, first.serial_number, "superseded", now=NOW)
+    path = ca.directory / "revoked.txt"
+    path.write_text(path.read_text() + "# 2026-03-01: mx1 replaced, ticket 4711\n")
+    pki.revoke(ca, load_cert(host.cert_path).serial_number, "key_compromise", now=NOW)
+    lines = path.read_text().splitlines()
+    assert lines[-2] == "# 2026-03-01: mx1 replaced, ticket 4711"
+    assert [e.reason.name for e in pki.read_revoked(ca)] == ["superseded", "key_compromise"]
+
+
+def test_revoke_without_a_reason_puts_no_reason_code_on_the_crl(ca: pki.CA, host: pki.HostCert):
+    serial = load_cert(host.cert_path).serial_number
+    pki.revoke(ca, serial, "unspecified", now=NOW)
+    entry = pki.load_crl(ca.directory / "ca.crl").get_revoked_certificate_by_serial_number(serial)
+    assert entry is not None
+    with pytest.raises(x509.ExtensionNotFound):
+        ext(entry, x509.CRLReason)
+    assert pki.refresh_crl(ca, now=NOW).changed is False, "the CRL must match revoked.txt"
+
+
+def test_revoking_twice_changes_nothing(ca: pki.CA, host: pki.HostCert):
+    serial = load_cert(host.cert_path).serial_number
+    first = pki.revoke(ca, serial, "key_compromise", now=NOW)
+    before = tree(ca.directory)
+    again = pki.revoke(ca, serial, "superseded", now=NOW + DAY)
+    assert not again.changed
+    assert again.entry == first.entry
+    assert tree(ca.directory) == before
+
+
+@pytest.mark.parametrize(
+    ("serial", "reason", "message"),
+    [
+        ("0BADC0FFEE", "key_compromise", "serial 0BADC0FFEE is not a certificate this CA issued"),
+        ("not-hex", "key_compromise", "is not a certificate serial number"),
+        ("", "key_compromise", "is not a certificate serial number"),
+        ("00", "key_compromise", "is not a certificate serial number"),
+        ("AB" * 21, "key_compromise", "is not a certificate serial number"),
+        (None, "certificate_hold", "'certificate_hold' is not a revocation reason"),
+    ],
+    ids=["unknown", "not-hex", "empty", "zero", "over-20-octets", "hold"],
+)
+def test_revoke_refuses_bad_input_and_writes_nothing(
+    ca: pki.CA, host: pki.HostCert, serial: str | None, reason: str, message: str
+):
+    pki.refresh_crl(ca, now=NOW)
+    before = tree(ca.directory)
+    if serial is None:
+        serial = pki.serial_hex(load_cert(host.cert_path).serial_number)
+    with pytest.raises(PkiError, match=message):
+        pki.revoke(ca, serial, reason, now=NOW)
+    assert tree(ca.directory) == before
+
+
+def test_a_certificate_of_another_ca_cannot_be_revoked(ca: pki.CA, tmp_path: Path):
+    other = pki.create_ca(tmp_path / "other", now=NOW)
+    stranger = pki.ensure_host_cert(other, tmp_path / "strangers", "mx1", NAMES, now=NOW)
+    serial = load_cert(stranger.cert_path).serial_number
+    with pytest.raises(PkiError, match="is not a certificate this CA issued"):
+        pki.revoke(ca, serial, "key_compromise", now=NOW)
+
+
+def test_a_replaced_certificate_can_still_be_revoked(
+    ca: pki.CA, host: pki.HostCert, tmp_path: Path
+):
+    old = load_cert(host.cert_path)
+    pki.ensure_host_cert(ca, tmp_path / "hosts", "mx1", NAMES[:1], IPS, crl_url=CRL_URL, now=NOW)
+    assert load_cert(host.cert_path) != old
+    done = pki.revoke(ca, old.serial_number, "superseded", now=NOW)
+    assert done.changed and done.cert == old
+    assert {p.name for p in (ca.directory / "issued").iterdir()} == {
+        f"{pki.serial_hex(c.serial_number)}.crt" for c in (old, load_cert(host.cert_path))
+    }
+
+
+@pytest.mark.parametrize(
+    "text", ["0A1B2C", "0a1b2c", "0A:1B:2C", "serial=0A1B2C", "0x0a1b2c", " A1B2C "]
+)
+def test_serials_are_read_as_openssl_prints_them(text: str):
+    assert pki.parse_serial(text) == 0x0A1B2C
+    assert pki.serial_hex(0x0A1B2C) == "0A1B2C"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("0A1B2C 2026-03-01T12:00:00Z", "is not a revoked entry"),
+        ("0A1B2C 2026-03-01 key_compromise", "is not a UTC time"),
+        ("0A1B2C 2026-03-01T12:00:00Z on_a_whim", "is not a revocation reason"),
+        ("XYZ 2026-03-01T12:00:00Z superseded", "is not a certificate serial number"),
+    ],
+)
+def test_a_bad_line_in_the_revoked_list_is_named(ca: pki.CA, line: str, message: str):
+    path = ca.directory / "revoked.txt"
+    path.write_text(f"# a comment\n\n{line}  # mx1\n")
+    with pytest.raises(PkiError, match=f"{path}:3: .*{message}"):
+        pki.read_revoked(ca)
+    with pytest.raises(PkiError, match=message):
+        pki.refresh_crl(ca, now=NOW)
+    assert not (ca.directory / "ca.crl").exists()
 
 
 # -- An intermediate CA (the ministry's own CA may be one) -------------------
@@ -797,3 +1088,35 @@ def test_openssl_verifies_the_host_certificate_and_shows_its_sans(tmp_path: Path
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert "DNS:mail.lab.example, DNS:mx1.lab.example, IP Address:198.18.0.10" in sans.stdout
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_openssl_rejects_a_revoked_certificate_with_the_crl_and_accepts_the_others(
+    tmp_path: Path,
+):
+    # Made at the real time: openssl checks the CRL's dates against its own clock.
+    ca = pki.create_ca(tmp_path / "ca")
+    good = pki.ensure_host_cert(ca, tmp_path / "hosts", "mx1", NAMES, IPS, crl_url=CRL_URL)
+    bad = pki.ensure_host_cert(ca, tmp_path / "hosts", "mx2", NAMES, IPS, crl_url=CRL_URL)
+    done = pki.revoke(ca, load_cert(bad.cert_path).serial_number, "key_compromise")
+    # -CRLfile wants PEM; ca.crl is DER, as served over HTTP.
+    crl_pem = tmp_path / "crl.pem"
+    crl_pem.write_bytes(done.crl.crl.public_bytes(serialization.Encoding.PEM))
+
+    def verify(cert: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["openssl", "verify", "-x509_strict", "-crl_check", "-purpose", "sslserver",
+             "-CAfile", str(ca.cert_path), "-CRLfile", str(crl_pem), str(cert)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+
+    ok = verify(good.cert_path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    refused = verify(bad.cert_path)
+    assert refused.returncode != 0
+    assert "certificate revoked" in refused.stdout + refused.stderr
+    text = subprocess.run(
+        ["openssl", "x509", "-noout", "-ext", "crlDistributionPoints", "-in", str(good.cert_path)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert f"URI:{CRL_URL}" in text
