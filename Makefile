@@ -8,7 +8,7 @@ INVENTORY ?= lab
 # never a pass. tests/run-pytest says so plainly.
 PYTEST := bash tests/run-pytest $(BIN)/pytest
 
-.PHONY: help venv lab lab-bookworm lab-up lab-deploy lab-verify lab-down lab-status test lint unit lab-test \
+.PHONY: help venv lab lab-bookworm lab-up lab-deploy lab-verify lab-down lab-status test lint unit lab-test lab-test-bookworm \
         deploy-ansible deploy-pyinfra verify benchmarks clean
 
 help:
@@ -67,7 +67,7 @@ verify: venv
 	$(BIN)/hopthu verify --inventory $(INVENTORY)
 
 # --- tests ------------------------------------------------------------------------------
-test: lint unit lab-test
+test: lint unit lab-test lab-test-bookworm
 
 lint: venv
 	$(BIN)/ruff check hopthu filter_plugins tests benchmarks deploy.py
@@ -82,6 +82,14 @@ unit: venv
 # `hopthu lab down` leaves nothing behind (they run first; see tests/lab/conftest.py).
 lab-test: venv
 	HOPTHU_LAB_TEARDOWN=1 $(PYTEST) tests/lab -v -p no:cacheprovider --junitxml=reports/lab/lab-junit.xml
+
+# The same lab tests on Debian 12 "bookworm" (Postfix 3.7, Dovecot 2.3): a fresh
+# lab, because one lab never mixes releases. The lifecycle tests are not
+# repeated: they test the lab tool, not the release.
+lab-test-bookworm: venv
+	$(BIN)/hopthu lab down
+	HOPTHU_LAB_SUITE=bookworm $(PYTEST) tests/lab -v -p no:cacheprovider \
+	    --ignore=tests/lab/test_lab_lifecycle.py --junitxml=reports/lab/lab-bookworm-junit.xml
 
 benchmarks: venv
 	$(BIN)/python benchmarks/deploy.py
