@@ -177,6 +177,57 @@ def firewall_zone_ports(
     }
 
 
+def firewall_source_rules(
+    rules: Sequence[Any], service_ports: Mapping[str, Any]
+) -> list[dict[str, list[Any]]]:
+    """Services a host opens to named sources only, as nftables needs them.
+
+    - `rules`: ``common__firewall_source_services``, a list of
+      ``{services: [service], sources: [CIDR]}``: e.g. a split store opens
+      LMTP and Dovecot's auth to its MX hosts and to no one else;
+    - `service_ports`: ``common__firewall_service_ports``.
+
+    Each rule becomes ``{services, v4, v6, tcp, udp}``: the sources split by
+    address family and the ports by protocol, each sorted and unique, in the
+    order of the rules. An unknown service or a bad port raises ``FilterError``.
+    """
+    if rules is None:
+        return []
+    if isinstance(rules, (str, Mapping)) or not isinstance(rules, Sequence):
+        raise FilterError(
+            f"common__firewall_source_services: must be a list of {{services, sources}}, "
+            f"got {rules!r}"
+        )
+    result = []
+    for index, rule in enumerate(rules):
+        where = f"common__firewall_source_services[{index}]"
+        if not isinstance(rule, Mapping):
+            raise FilterError(f"{where}: must be a mapping {{services: [...], sources: [...]}}")
+        services = _names(rule.get("services"), f"{where}.services")
+        sources = _names(rule.get("sources"), f"{where}.sources")
+        if not services or not sources:
+            raise FilterError(f"{where}: needs at least one service and one source")
+        ports: dict[str, set[int]] = {proto: set() for proto in FIREWALL_PROTOCOLS}
+        for service in services:
+            if service not in service_ports:
+                known = ", ".join(sorted(map(str, service_ports)))
+                raise FilterError(
+                    f"{where}.services: unknown service {service!r}; add it to "
+                    f"common__firewall_service_ports or use one of: {known}"
+                )
+            for spec in _names(service_ports[service], f"common__firewall_service_ports.{service}"):
+                proto, port = _parse_port(service, spec)
+                ports[proto].add(port)
+        result.append({
+            "services": services,
+            "v4": sorted({s for s in sources if ":" not in s}),
+            "v6": sorted({s for s in sources if ":" in s}),
+            "tcp": sorted(ports["tcp"]),
+            "udp": sorted(ports["udp"]),
+        })
+    return result
+
+
 class FilterModule:
     """Ansible's entry point; hopthu.render calls it too."""
 
@@ -184,4 +235,5 @@ class FilterModule:
         return {
             "managed_header": managed_header,
             "firewall_zone_ports": firewall_zone_ports,
+            "firewall_source_rules": firewall_source_rules,
         }

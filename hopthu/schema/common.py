@@ -47,6 +47,17 @@ class ZoneServices(Strict):
     internal: list[ServiceName] = Field(description="Services open to the internal networks.")
 
 
+class SourceServices(Strict):
+    """Services a host opens to named sources only, in either zone."""
+
+    services: list[ServiceName] = Field(
+        min_length=1, description="Services, named in common__firewall_service_ports."
+    )
+    sources: list[Cidr] = Field(
+        min_length=1, description="The addresses or networks (CIDR) that may reach them."
+    )
+
+
 class CommonSettings(SettingsModel):
     """The base every hopthu host gets before any mail service.
 
@@ -199,6 +210,12 @@ class CommonSettings(SettingsModel):
             "union over its groups; anything not listed is dropped (default-deny inbound)."
         )
     )
+    common__firewall_source_services: list[SourceServices] = Field(
+        description=(
+            "Services the host opens to named sources only, each {services, sources}: e.g. a "
+            "split store opens LMTP, Dovecot's auth and quota-status to its MX hosts only."
+        )
+    )
 
     # --- Hardening (Art. 11.5) -------------------------------------------------------
     common__login_banner: Text = Field(
@@ -219,6 +236,15 @@ class CommonSettings(SettingsModel):
                             "names a service that common__firewall_service_ports does not define",
                             f"one of the services of common__firewall_service_ports: {known}",
                         )
+        for index, rule in enumerate(self.common__firewall_source_services):
+            for position, service in enumerate(rule.services):
+                if service not in services:
+                    yield CrossCheck(
+                        ("common__firewall_source_services", index, "services", position),
+                        service,
+                        "names a service that common__firewall_service_ports does not define",
+                        f"one of the services of common__firewall_service_ports: {known}",
+                    )
         # A changed SSH port that the firewall does not open locks the operators out.
         ssh = f"tcp/{self.common__sshd_port}"
         if "ssh" in services and ssh not in services["ssh"]:

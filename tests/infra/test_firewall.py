@@ -84,7 +84,7 @@ def test_firewall_opens_to_each_zone_exactly_its_services(
         source = zones.sample_address(zone, zone_plan, version)
     except LookupError:
         pytest.skip(f"no IPv{version} network is in the {zone} zone of the settings")
-    allowed = zone_plan.allowed(zone)
+    allowed = zone_plan.allowed_from(source)
     verdicts = {
         port: ruleset.verdict(nftsim.Packet(saddr=source, l4proto=port[0], dport=port[1]))
         for port in candidate_ports(zone_plan, settings)
@@ -100,6 +100,42 @@ def test_firewall_opens_to_each_zone_exactly_its_services(
         + "\nRedeploy the common role; if it still differs, its nftables template does "
         "not follow common__firewall_group_services."
     )
+
+
+@pytest.mark.control("ART3-ZONES")
+def test_firewall_opens_source_services_to_their_sources_only(
+    ruleset: nftsim.Ruleset, zone_plan: zones.ZonePlan, settings: dict[str, Any],
+) -> None:
+    if not zone_plan.source_rules:
+        pytest.skip("common__firewall_source_services opens nothing to named sources here")
+    for rule in zone_plan.source_rules:
+        for network in rule.sources:
+            source = str(network.network_address)
+            verdicts = {port: ruleset.verdict(nftsim.Packet(saddr=source, l4proto=port[0],
+                                                           dport=port[1]))
+                        for port in rule.ports}
+            closed = {p for p, v in verdicts.items() if v != ACCEPT}
+            assert not closed, (
+                f"{source} is a source of {', '.join(sorted(rule.services))}, but the loaded "
+                f"ruleset drops a new connection from it to {zones.fmt_ports(closed)}. "
+                "Redeploy the common role."
+            )
+    # Anyone else in the internal zone stays out (the zone test checks every
+    # port from its sample addresses; this one names the rule).
+    try:
+        outsider = zones.sample_address("internal", zone_plan, 4)
+    except LookupError:
+        return
+    for rule in zone_plan.source_rules:
+        if rule.admits(outsider):
+            continue
+        opened = {p for p in rule.ports - zone_plan.allowed("internal")
+                  if ruleset.verdict(nftsim.Packet(saddr=outsider, l4proto=p[0], dport=p[1]))
+                  == ACCEPT}
+        assert not opened, (
+            f"{outsider} (internal zone, not a source of {', '.join(sorted(rule.services))}) "
+            f"reaches {zones.fmt_ports(opened)}: the rule is wider than its sources."
+        )
 
 
 @pytest.mark.control("ART3-ZONES")

@@ -6,6 +6,8 @@ only to the ``internal`` zone; ``common__firewall_service_ports`` maps each
 name to ``tcp/PORT`` or ``udp/PORT``; ``common__firewall_internal_networks``
 lists the internal networks. A service open to the Internet is open to the
 internal clients too (they send and read mail through the same ports).
+``common__firewall_source_services`` opens services to named sources only,
+whatever their zone (a split store's LMTP and auth to its MX hosts).
 """
 
 from __future__ import annotations
@@ -17,6 +19,19 @@ from typing import Any
 ZONES = ("internet", "internal")
 
 Port = tuple[str, int]  # ("tcp", 25)
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class SourceRule:
+    #: the service names and their ports, open to `sources` only
+    services: frozenset[str]
+    ports: frozenset[Port]
+    sources: tuple[Network, ...]
+
+    def admits(self, address: str) -> bool:
+        ip = ipaddress.ip_address(address)
+        return any(ip.version == net.version and ip in net for net in self.sources)
 
 
 @dataclass(frozen=True)
@@ -27,7 +42,9 @@ class ZonePlan:
     ports: dict[str, frozenset[Port]]
     #: every (protocol, port) of the service catalogue (common__firewall_service_ports)
     catalogue: frozenset[Port]
-    internal_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    internal_networks: tuple[Network, ...]
+    #: services opened to named sources only (common__firewall_source_services)
+    source_rules: tuple[SourceRule, ...] = ()
 
     def zone_of(self, address: str) -> str:
         ip = ipaddress.ip_address(address)
@@ -38,9 +55,19 @@ class ZonePlan:
     def allowed(self, zone: str) -> frozenset[Port]:
         return self.ports[zone]
 
+    def allowed_from(self, address: str) -> frozenset[Port]:
+        """What a new connection from `address` may reach: its zone's ports and
+        the ports of every source rule that names it."""
+        ports = set(self.ports[self.zone_of(address)])
+        for rule in self.source_rules:
+            if rule.admits(address):
+                ports |= rule.ports
+        return frozenset(ports)
+
     @property
     def all_ports(self) -> frozenset[Port]:
-        return self.ports["internet"] | self.ports["internal"]
+        sources = {port for rule in self.source_rules for port in rule.ports}
+        return self.ports["internet"] | self.ports["internal"] | sources
 
 
 def parse_port(spec: str, service: str) -> Port:
@@ -78,11 +105,26 @@ def plan(values: dict[str, Any], groups: list[str]) -> ZonePlan:
         ipaddress.ip_network(str(n), strict=False)
         for n in values["common__firewall_internal_networks"]
     )
+    rules = []
+    for rule in values.get("common__firewall_source_services") or []:
+        names = frozenset(rule["services"])
+        unknown = sorted(names - set(catalogue_spec))
+        if unknown:
+            raise ValueError(
+                f"common__firewall_source_services names the service(s) {unknown}, which "
+                "common__firewall_service_ports does not define"
+            )
+        rules.append(SourceRule(
+            services=names,
+            ports=frozenset(parse_port(spec, n) for n in names for spec in catalogue_spec[n]),
+            sources=tuple(ipaddress.ip_network(str(s), strict=False) for s in rule["sources"]),
+        ))
     return ZonePlan(
         services={z: frozenset(s) for z, s in services.items()},
         ports={z: frozenset(p) for z, p in ports.items()},
         catalogue=catalogue,
         internal_networks=networks,
+        source_rules=tuple(rules),
     )
 
 

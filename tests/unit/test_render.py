@@ -16,6 +16,7 @@ from hopthu.render import ANSIBLE_ONLY_NAMES, RenderError, environment, load_fil
 FILTERS = load_filters()
 managed_header = FILTERS["managed_header"]
 firewall_zone_ports = FILTERS["firewall_zone_ports"]
+firewall_source_rules = FILTERS["firewall_source_rules"]
 
 
 @pytest.fixture
@@ -242,6 +243,7 @@ def test_filter_plugins_provide_exactly_the_documented_filters() -> None:
     assert set(FILTERS) == {
         "managed_header",
         "firewall_zone_ports",
+        "firewall_source_rules",
         # filter_plugins/hopthu_dns.py: the ministry's published DNS records
         "dns_mail_zone",
         "dns_mta_sts_policy",
@@ -341,3 +343,48 @@ def test_the_firewall_filter_error_reaches_the_template_author(templates) -> Non
     source = "x\n{% set p = g | firewall_zone_ports(h, s) %}\n"
     with pytest.raises(RenderError, match=r"t\.j2, line 2: .*unknown service 'nope'"):
         render_text(templates, source, {"g": {"all": {"internet": ["nope"]}}, "h": [], "s": {}})
+
+
+def test_source_rules_split_sources_by_family_and_ports_by_protocol() -> None:
+    rules = firewall_source_rules(
+        [{"services": ["dns", "ssh"], "sources": ["198.51.100.12/32", "2001:db8::/64",
+                                                  "198.51.100.11/32"]}],
+        SERVICE_PORTS,
+    )
+    assert rules == [{
+        "services": ["dns", "ssh"],
+        "v4": ["198.51.100.11/32", "198.51.100.12/32"],
+        "v6": ["2001:db8::/64"],
+        "tcp": [22, 53],
+        "udp": [53],
+    }]
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        ([{"services": ["lmtp"], "sources": ["10.0.0.1/32"]}],
+         r"common__firewall_source_services\[0\]\.services: unknown service 'lmtp'"),
+        ([{"services": ["ssh"], "sources": []}], "needs at least one service and one source"),
+        ({"services": ["ssh"]}, "must be a list"),
+    ],
+)
+def test_a_bad_source_rule_is_refused_with_where_it_is(rules: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        firewall_source_rules(rules, SERVICE_PORTS)
+
+
+def test_the_split_store_opens_dovecot_to_its_mx_hosts_only() -> None:
+    """Production's store1: LMTP, auth and quota-status from mx1 and mx2, and from no one else."""
+    from hopthu.render import render, template_variables
+    from hopthu.settings import load_host
+
+    config = render("etc/nftables.conf.j2", template_variables(load_host("production", "store1").template_vars()))
+    rule = "ip saddr { 198.51.100.11/32, 198.51.100.12/32 } tcp dport { 24, 12340, 12345 } accept"
+    assert rule in config
+    # Nowhere else: no zone's port set (internal or Internet) holds them.
+    zone_sets = [line for line in config.splitlines() if "elements = " in line]
+    for port in ("24", "12340", "12345"):
+        assert not any(re.search(rf"[{{ ]{port}[,}} ]", line) for line in zone_sets), zone_sets
+    mx = render("etc/nftables.conf.j2", template_variables(load_host("production", "mx1").template_vars()))
+    assert "12345" not in mx
