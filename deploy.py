@@ -34,7 +34,7 @@ if "mail_store" in host.groups:
 # the nginx portal (mail_store), the borg repositories (mail_backup).
 
 # site.yml's lab_peer play, lab only: "the Internet", its DNS and a foreign
-# MTA, trusting the lab CA (pki without a host certificate).
+# MTA, trusting the lab CA, with a certificate for its own name (DANE).
 if "lab_peer" in host.groups:
     pki.apply()
     lab_peer.apply()

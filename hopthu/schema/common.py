@@ -27,6 +27,7 @@ from hopthu.schema.types import (
     ServiceName,
     Text,
     Timezone,
+    TrustAnchor,
     UnixUser,
 )
 
@@ -190,6 +191,12 @@ class CommonSettings(SettingsModel):
         description=(
             "Zones that are not signed and must not be validated (lab zones, internal zones "
             "without DNSSEC)."
+        )
+    )
+    common__resolver_trust_anchors: list[TrustAnchor] = Field(
+        description=(
+            "Trust anchors of signed zones with no chain of trust from the root, one DNSKEY "
+            "or DS record each in zone-file form; unbound validates those zones from them."
         )
     )
 

@@ -24,6 +24,19 @@ def _absolute_path(value: str) -> None:
         raise ValueError("is not a normalised absolute path")
 
 
+def _iso_time(value: str) -> None:
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise ValueError("has no time zone; end it with Z (UTC)")
+
+
+IsoTime = checked(str, "an ISO 8601 time in UTC, e.g. 2026-01-01T00:00:00Z", _iso_time)
+
 AbsolutePath = checked(
     str, "an absolute path without '..' or '//', e.g. /etc/ssl/certs/ca-certificates.crt",
     _absolute_path,
@@ -55,6 +68,27 @@ class LabPeerSettings(SettingsModel):
     )
     lab_peer__hostname: DomainName = Field(
         description="The peer's host name: its MX, HELO name and the NS of the lab's zones."
+    )
+    lab_peer__dnssec_inception: IsoTime = Field(
+        description=(
+            "When the signatures of the peer's DNSSEC-signed zone start to be valid (ISO 8601, "
+            "UTC). Fixed, so that an unchanged zone re-renders to the same bytes."
+        )
+    )
+    lab_peer__dnssec_expiration: IsoTime = Field(
+        description="When the signatures of the peer's signed zone expire (ISO 8601, UTC)."
+    )
+    lab_peer__tls_cert_file: AbsolutePath = Field(
+        description="The certificate chain the peer's Postfix presents when it receives (PEM)."
+    )
+    lab_peer__tls_key_file: AbsolutePath = Field(
+        description="The private key of lab_peer__tls_cert_file, on the peer."
+    )
+    lab_peer__tls_cert_controller_file: AbsolutePath = Field(
+        description=(
+            "The same certificate on the controller (as the pki role issued it): the zone's "
+            "DANE-EE TLSA record (3 1 1) pins its key. Absent, the zone has no TLSA record."
+        )
     )
     lab_peer__address: IPAddress = Field(
         description=(
@@ -89,6 +123,16 @@ class LabPeerSettings(SettingsModel):
     )
 
     def cross_checks(self) -> Iterator[CrossCheck]:
+        from datetime import datetime
+
+        start, end = (datetime.fromisoformat(v) for v in
+                      (self.lab_peer__dnssec_inception, self.lab_peer__dnssec_expiration))
+        if end <= start:
+            yield CrossCheck(
+                ("lab_peer__dnssec_expiration",), self.lab_peer__dnssec_expiration,
+                f"is not after lab_peer__dnssec_inception ({self.lab_peer__dnssec_inception})",
+                "a time after the inception, e.g. 20 years later",
+            )
         network = ipaddress.ip_network(self.lab_peer__reverse_network)
         step = 8 if network.version == 4 else 4
         if network.prefixlen == 0 or network.prefixlen % step:

@@ -117,6 +117,36 @@ DnsZone = checked(
     "a lowercase DNS zone name of RFC 1123 labels (a-z, 0-9, '-'), e.g. test or example.org",
     check_zone,
 )
+def _trust_anchor(value: str) -> None:
+    import base64
+    import binascii
+
+    fields = value.split()
+    if len(fields) < 4 or fields[1] not in ("DNSKEY", "DS"):
+        raise ValueError("is not a DNSKEY or DS record")
+    if not fields[0].endswith("."):
+        raise ValueError("does not start with an absolute zone name (ending in '.')")
+    check_zone(fields[0].rstrip("."))
+    if fields[1] == "DNSKEY":
+        if len(fields) < 5 or not all(f.isdigit() for f in fields[2:5]):
+            raise ValueError("is not a DNSKEY record: flags, protocol and algorithm are numbers")
+        try:
+            base64.b64decode("".join(fields[5:]), validate=True)
+        except binascii.Error:
+            raise ValueError("has a key that is not base64") from None
+        if len(fields) < 6:
+            raise ValueError("has no key")
+    elif len(fields) < 6 or not all(f.isdigit() for f in fields[2:5]) or not all(
+        c in "0123456789abcdefABCDEF" for c in "".join(fields[5:])
+    ):
+        raise ValueError("is not a DS record: key tag, algorithm, digest type, hex digest")
+
+
+TrustAnchor = checked(
+    str,
+    "a DNSKEY or DS record in zone-file form, e.g. 'example.org. DNSKEY 257 3 15 <base64 key>'",
+    _trust_anchor,
+)
 ForwardZoneName = checked(
     str,
     "a lowercase DNS zone name of RFC 1123 labels, e.g. example.org, or '.' for every zone",

@@ -244,6 +244,10 @@ def test_filter_plugins_provide_exactly_the_documented_filters() -> None:
         "managed_header",
         "firewall_zone_ports",
         "firewall_source_rules",
+        # filter_plugins/hopthu_dnssec.py: the lab's signed peer zone (DANE)
+        "dnssec_lab_sign",
+        "dnssec_lab_trust_anchor",
+        "dane_tlsa_311_from_file",
         # filter_plugins/hopthu_dns.py: the ministry's published DNS records
         "dns_mail_zone",
         "dns_mta_sts_policy",

@@ -261,8 +261,10 @@ def test_the_lab_values_reach_the_lab_hosts() -> None:
     mail1 = lab["mail1"]
     assert mail1["common__apt_proxy"] == "http://198.18.0.1:3142"
     assert mail1["common__firewall_internal_networks"] == ["198.18.0.0/25"]
-    assert mail1["common__resolver_insecure_domains"] == [
-        "test", "moj.gov.vn", "0.18.198.in-addr.arpa"
+    assert mail1["common__resolver_insecure_domains"] == ["moj.gov.vn", "0.18.198.in-addr.arpa"]
+    # peer.test is signed (DANE in the lab): validated from its trust anchor.
+    assert mail1["common__resolver_trust_anchors"] == [
+        "peer.test. DNSKEY 257 3 15 64+zKi4xRVxYw0SE/iVsGbtbQ40t8og1mOOf9xBj+XA="
     ]
     assert mail1["common__host_groups"] == ["mail_mx", "mail_store"]
     assert lab["peer1"]["common__host_groups"] == ["lab_peer"]

@@ -101,6 +101,14 @@ CASES = [
                                 f'common__login_banner: "{NFD_HANOI}"\n'),
          POLICY, "common__login_banner", "Unicode text in NFC",
          "write the NFC form 'Hà Nội'"),
+    Case("trust-anchor-not-a-key", env(
+        'common__resolver_trust_anchors: ["peer.test. DNSKEY 257 3 15 not*base64"]\n'),
+         ENV, "common__resolver_trust_anchors[0]", "a DNSKEY or DS record in zone-file form",
+         "has a key that is not base64"),
+    Case("trust-anchor-relative-name", env(
+        'common__resolver_trust_anchors: ["peer.test DS 5535 15 2 abcdef"]\n'),
+         ENV, "common__resolver_trust_anchors[0]", "a DNSKEY or DS record",
+         "does not start with an absolute zone name"),
     Case("bad-port", env("common__sshd_port: 70000\n"),
          ENV, "common__sshd_port", "from 1 to 65535", "is not a port number"),
     Case("bad-port-spec", env(
