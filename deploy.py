@@ -14,7 +14,17 @@ names (tests/unit/test_engine_shape.py).
 
 from pyinfra import host
 
-from hopthu.deploys import common, dovecot, lab_peer, pki, postfix, userdb
+from hopthu.deploys import (
+    clamav,
+    common,
+    dovecot,
+    lab_peer,
+    pki,
+    postfix,
+    redis,
+    rspamd,
+    userdb,
+)
 
 # site.yml play 2: every host.
 common.apply()
@@ -25,13 +35,19 @@ common.apply()
 if "mail_mx" in host.groups or "mail_store" in host.groups:
     pki.apply()
     userdb.apply()
+# site.yml's "Build the mail filters" play (mail_mx), before Postfix: Redis
+# and the virus scanner before Rspamd, which uses both.
+if "mail_mx" in host.groups:
+    redis.apply()
+    clamav.apply()
+    rspamd.apply()
 if "mail_mx" in host.groups:
     postfix.apply()
 if "mail_store" in host.groups:
     dovecot.apply()
 
-# Later issues add, in site.yml's order: rspamd, redis and clamav (mail_mx),
-# the nginx portal (mail_store), the borg repositories (mail_backup).
+# Later issues add, in site.yml's order: the nginx portal (mail_store), the
+# borg repositories (mail_backup).
 
 # site.yml's lab_peer play, lab only: "the Internet", its DNS and a foreign
 # MTA, trusting the lab CA, with a certificate for its own name (DANE).

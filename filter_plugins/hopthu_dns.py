@@ -29,19 +29,30 @@ What is published for the mail domain, and why (each record cites its RFC):
 - TLSA ``3 1 1`` for the MX hosts (DANE, RFC 7672 §3.1.1, RFC 7218), when
   the caller passes the certificates' digests: only useful in a
   DNSSEC-signed zone;
-- DKIM: the hook is here (``dkim``), the keys come with the DKIM issue.
+- DKIM (RFC 6376): one TXT record per MX host's selector. Each MX host
+  makes its own key (roles/rspamd; the private key never leaves the host)
+  and every deploy copies the public record to the controller's
+  ``dns__dkim_dir`` as ``<selector>._domainkey.<domain>.txt``;
+  ``dkim_public_keys`` reads them there for both readers.
 
-Rules, as for every filter here (hopthu_filters.py): pure, no Ansible or
-hopthu imports, input read through ``collections.abc``, errors that name the
+Rules, as for every filter here (hopthu_filters.py): no Ansible or hopthu
+imports, input read through ``collections.abc``, errors that name the
 setting and say what is allowed. The output is deterministic: the order of
-the records follows the settings, and nothing depends on time or the host.
+the records follows the settings (DKIM records: their selectors, sorted),
+and nothing depends on time or the host. Every filter is pure but one:
+``dkim_public_keys`` reads the controller's copies of the DKIM public
+records, the only input that comes from the hosts. Both engines render on
+the controller, so both read the same files; a missing directory (before
+the first deploy) gives no keys rather than an error.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 #: The services a published host may offer, and what each publishes.
@@ -79,9 +90,83 @@ MTA_STS_ID_LENGTH = 16
 #: RFC 1035 §3.3.14: a TXT character-string holds at most 255 octets.
 TXT_CHUNK = 255
 
+#: The controller's copy of a DKIM public record is named after the record:
+#: ``<selector>._domainkey.<domain>.txt`` in ``dns__dkim_dir``.
+DKIM_FILE_INFIX = "._domainkey."
+DKIM_FILE_SUFFIX = ".txt"
+#: A DKIM key record (RFC 6376 §3.6.1): tags separated by ';', starting with
+#: v=DKIM1, with a base64 public key p=.
+_DKIM_TAG = re.compile(r"^[a-z][a-z0-9_]*$")
+_BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
+_SELECTOR = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
 
 class DnsRecordError(ValueError):
     """Settings the records cannot be built from; the message says what is allowed."""
+
+
+# --- DKIM public records from the controller ---------------------------------------------
+
+
+def dkim_record_value(text: str, where: str) -> str:
+    """A DKIM key record's TXT value, checked: one line ``v=DKIM1; k=rsa; p=<base64>``.
+
+    `where` names the source in the error (a file).
+    """
+    value = text.strip()
+    if "\n" in value or not value.isascii():
+        raise DnsRecordError(f"{where}: a DKIM record is one line of ASCII, got {value!r}")
+    tags: dict[str, str] = {}
+    for part in (p.strip() for p in value.split(";")):
+        if not part:
+            continue
+        name, sep, tag_value = (x.strip() for x in part.partition("="))
+        if not sep or not _DKIM_TAG.match(name):
+            raise DnsRecordError(f"{where}: {part!r} is not a DKIM tag=value (RFC 6376 §3.2)")
+        tags[name] = tag_value
+    if tags.get("v") != "DKIM1" or not value.startswith("v=") or \
+            not _BASE64.match(tags.get("p", "").replace(" ", "")):
+        raise DnsRecordError(
+            f"{where}: not a DKIM key record; expected one line 'v=DKIM1; k=rsa; p=<base64>' "
+            f"as the rspamd role writes it, got {value[:60]!r}"
+        )
+    return value
+
+
+def dkim_public_keys(directory: Any, domain: Any) -> dict[str, str]:
+    """Filter: selector -> TXT value of every DKIM public record kept for `domain`.
+
+    ``{{ dns__dkim_dir | dns_dkim_keys(hopthu__mail_domain) }}``. Reads the
+    files ``<directory>/<selector>._domainkey.<domain>.txt`` that the rspamd
+    role copies from the MX hosts. A directory that does not exist yet
+    gives no keys; a file that is not a DKIM key record raises
+    ``DnsRecordError`` naming it. Sorted by selector.
+    """
+    domain = _name(domain, "hopthu__mail_domain")
+    if not isinstance(directory, str) or not directory.startswith("/"):
+        raise DnsRecordError(
+            f"dns__dkim_dir: must be an absolute directory on the controller, got {directory!r}"
+        )
+    folder = Path(directory)
+    if not folder.is_dir():
+        return {}
+    ending = f"{DKIM_FILE_INFIX}{domain}{DKIM_FILE_SUFFIX}"
+    found: dict[str, str] = {}
+    for path in sorted(folder.iterdir()):
+        if not path.name.endswith(ending) or not path.is_file():
+            continue
+        selector = path.name[: -len(ending)]
+        if not _SELECTOR.match(selector):
+            raise DnsRecordError(
+                f"{path}: the selector {selector!r} in the name is not one DNS label; name the "
+                f"file <selector>{ending}, as the rspamd role does"
+            )
+        try:
+            text = path.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DnsRecordError(f"{path}: cannot read a DKIM record ({exc})") from None
+        found[selector] = dkim_record_value(text, str(path))
+    return found
 
 
 # --- Input checks ---------------------------------------------------------------------
@@ -256,6 +341,7 @@ def mail_records(
     tlsa: Mapping[str, Any] | None = None,
     tlsa_note: str = "",
     dkim: Mapping[str, Any] | None = None,
+    dkim_note: str = "",
 ) -> list[dict[str, Any]]:
     """The records of the mail domain, in sections: [{title, notes, records, commented}].
 
@@ -264,9 +350,10 @@ def mail_records(
     - `tlsa`: host name -> [SHA-256 of the certificate's SubjectPublicKeyInfo,
       hex], as hopthu/dns.py reads it from the certificates; None when the
       caller has none, and then `tlsa_note` says why in the output;
-    - `dkim`: the DKIM hook, selector -> TXT value ("v=DKIM1; k=...; p=...").
-      Nothing fills it yet: the DKIM keys come with the DKIM signing issue
-      (Rspamd), which passes them here so they are published the same way.
+    - `dkim`: selector -> TXT value ("v=DKIM1; k=rsa; p=..."), as
+      ``dkim_public_keys`` reads them from the controller's dns__dkim_dir;
+      `dkim_note` adds a line to the DKIM section (e.g. a host whose key is
+      missing).
 
     Each record is {owner, ttl, class, type, rdata} in presentation format,
     owner names absolute.
@@ -310,16 +397,25 @@ def mail_records(
         [_record(f"_dmarc.{domain}", ttl, "TXT",
                  txt_rdata(f"v=DMARC1; p={policy}; rua=mailto:{dmarc_rua}"))],
     ))
+    if dkim is not None and not isinstance(dkim, Mapping):
+        raise DnsRecordError(f"dkim: must map a selector to a TXT value, got {dkim!r}")
     dkim_records = [
         _record(f"{_text(selector, 'dkim selector')}._domainkey.{domain}", ttl, "TXT",
                 txt_rdata(_text(value, f"dkim[{selector}]")))
-        for selector, value in (dkim or {}).items()
+        for selector, value in sorted((dkim or {}).items())
     ]
+    dkim_notes = (
+        ["Each MX host signs with its own key and selector (roles/rspamd): publish a new",
+         "record before its host signs with it."]
+        if dkim_records else
+        ["No DKIM public key found. Each MX host makes its key on its first deploy",
+         "(roles/rspamd) and the deploy copies the public record to dns__dkim_dir on the",
+         "controller, where this is read. Until a host's record is published, receivers",
+         "cannot verify its signatures and DMARC rests on SPF alone."]
+    )
     sections.append(section(
-        "DKIM (RFC 6376): the signing keys' public halves",
-        ["HOOK: the DKIM keys come with the DKIM signing issue (Rspamd); it passes them",
-         "as `dkim` to mail_records() (filter_plugins/hopthu_dns.py)."]
-        if not dkim_records else [],
+        "DKIM (RFC 6376): the MX hosts' signing keys, public halves",
+        dkim_notes + ([dkim_note] if dkim_note else []),
         dkim_records,
     ))
     if web is None:
@@ -514,6 +610,7 @@ class FilterModule:
 
     def filters(self) -> dict[str, Callable[..., Any]]:
         return {
+            "dns_dkim_keys": dkim_public_keys,
             "dns_mail_zone": dns_mail_zone,
             "dns_mta_sts_policy": mta_sts_policy,
             "dns_reverse_zone": reverse_zone,

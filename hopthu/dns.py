@@ -10,6 +10,14 @@ hopthu/schema/dns.py), computed by filter_plugins/hopthu_dns.py: the very
 code that renders the zone the lab's DNS server on peer1 serves
 (roles/lab_peer), so what the lab resolves is what production publishes.
 
+DKIM records (RFC 6376) are the public halves of the keys each MX host made
+for itself (roles/rspamd; the private key never leaves the host). Every
+deploy copies them to the controller, ``dns__dkim_dir/<selector>._domainkey.
+<domain>.txt``, and they are read there (or from ``--dkim-dir``); an MX host
+whose record is missing is named in the output. Records of signing domains
+other than the mail domain (``rspamd__dkim_domains``) are printed commented:
+they belong in those domains' zones.
+
 TLSA records (DANE, RFC 7672) need each MX host's certificate. They are read
 from the controller's certificate files, ``<dir>/<inventory host>.crt`` as
 hopthu.pki writes them (``--pki-dir``, or one file per host with ``--cert
@@ -205,6 +213,65 @@ class TlsaSource:
         return found, ("Keys read: " + "; ".join(where) + ".") if where else ""
 
 
+# --- DKIM: the MX hosts' public keys ------------------------------------------------
+
+
+@dataclass
+class DkimKeys:
+    """The DKIM records to publish, read from the controller's copies."""
+
+    #: selector -> TXT value, for the mail domain
+    main: dict[str, str]
+    #: other signing domain -> selector -> TXT value
+    others: dict[str, dict[str, str]]
+    #: what the output should say about the keys (missing hosts, where from)
+    note: str
+
+
+def dkim_keys(
+    settings: Mapping[str, Any], domain: str, directory: Path | None = None
+) -> DkimKeys:
+    """The public keys in `directory` (default: the settings' dns__dkim_dir).
+
+    `settings`: inventory host -> hopthu.settings.Settings. The hosts that run
+    the rspamd role say which (selector, domain) pairs must be there; a
+    missing one is named in the note, with what to do.
+    """
+    rec = records_module()
+    hosts = list(settings)
+    folder = directory if directory is not None else Path(
+        settings[hosts[0]].values["dns__dkim_dir"])
+    expected: dict[str, list[tuple[str, str]]] = {}
+    for host in hosts:
+        values = settings[host].values
+        selector = values.get("rspamd__dkim_selector")
+        if selector is None:
+            continue
+        for signed in values.get("rspamd__dkim_domains") or []:
+            expected.setdefault(signed, []).append((host, selector))
+    try:
+        main = rec.dkim_public_keys(str(folder), domain)
+        others = {
+            other: rec.dkim_public_keys(str(folder), other)
+            for other in sorted(expected) if other != domain
+        }
+    except rec.DnsRecordError as exc:
+        raise DnsError(str(exc)) from exc
+    missing = [
+        f"{host} (selector {selector}, {signed})"
+        for signed, pairs in sorted(expected.items())
+        for host, selector in pairs
+        if selector not in (main if signed == domain else others.get(signed, {}))
+    ]
+    note = f"Read from {folder}."
+    if missing:
+        note += (
+            "\nNo public key yet for: " + "; ".join(missing) + ".\nDeploy those hosts: "
+            "roles/rspamd makes the key there and copies its record to this directory."
+        )
+    return DkimKeys(main, {d: k for d, k in others.items() if k}, note)
+
+
 # --- The publication ---------------------------------------------------------------------
 
 
@@ -218,6 +285,8 @@ class Publication:
     mta_sts_policy: str | None
     mta_sts_url: str
     reverse: list[dict[str, Any]]
+    #: DKIM records of other signing domains, for their own zones
+    other_dkim: list[dict[str, Any]] = field(default_factory=list)
 
     def records(self) -> list[dict[str, Any]]:
         return [r for s in self.sections if not s.get("commented") for r in s["records"]]
@@ -231,7 +300,7 @@ def inventory_problems(settings: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     hosts = list(settings)
     first = settings[hosts[0]]
-    for key in RECORD_SETTINGS.values():
+    for key in (*RECORD_SETTINGS.values(), "dns__dkim_dir"):
         differ = [h for h in hosts[1:] if settings[h].values.get(key) != first.values.get(key)]
         if differ:
             problems.append(
@@ -263,9 +332,15 @@ def publication(
     inventory: str | Path,
     *,
     tlsa: TlsaSource | None = None,
+    dkim_dir: Path | None = None,
+    dkim: bool = True,
     root: Path | None = None,
 ) -> Publication:
-    """The records of `inventory` (an environment name, a directory or a hosts.yml)."""
+    """The records of `inventory` (an environment name, a directory or a hosts.yml).
+
+    DKIM records come from `dkim_dir` (default: the settings' dns__dkim_dir);
+    `dkim` False prints none.
+    """
     from hopthu.settings import load_inventory
 
     settings = load_inventory(inventory, root=root)
@@ -287,8 +362,20 @@ def publication(
         )}
     else:
         tlsa_arguments = {"tlsa": found[0], "tlsa_note": found[1]}
+    if dkim:
+        keys = dkim_keys(settings, arguments["domain"], dkim_dir)
+        dkim_arguments: dict[str, Any] = {"dkim": keys.main, "dkim_note": keys.note}
+    else:
+        keys = DkimKeys({}, {}, "")
+        dkim_arguments = {"dkim": None, "dkim_note": "Not printed (--no-dkim)."}
     try:
-        sections = rec.mail_records(**arguments, **tlsa_arguments)
+        sections = rec.mail_records(**arguments, **tlsa_arguments, **dkim_arguments)
+        other_dkim = [
+            {"owner": rec.fqdn(f"{selector}._domainkey.{other}"), "ttl": arguments["ttl"],
+             "class": "IN", "type": "TXT", "rdata": rec.txt_rdata(value)}
+            for other, selectors in sorted(keys.others.items())
+            for selector, value in sorted(selectors.items())
+        ]
         web = any("web" in h["services"] for h in arguments["hosts"])
         policy = rec.mta_sts_policy(
             arguments["domain"], arguments["hosts"], arguments["mta_sts_mode"],
@@ -308,6 +395,7 @@ def publication(
         mta_sts_policy=policy,
         mta_sts_url=f"https://mta-sts.{arguments['domain']}/.well-known/mta-sts.txt",
         reverse=reverse,
+        other_dkim=other_dkim,
     )
 
 
@@ -319,6 +407,11 @@ def zone_text(pub: Publication) -> str:
         ["Receivers check that an MX host's address maps back to its name."],
         pub.reverse, commented=True,
     )
+    extra = [rec.section(
+        "DKIM of the other signing domains (rspamd__dkim_domains): in each domain's own zone",
+        ["Owner names are absolute; publish each in the zone of its domain."],
+        pub.other_dkim, commented=True,
+    )] if pub.other_dkim else []
     header = [
         f"; Mail records for {pub.domain} (inventory {pub.inventory}): what the DNS",
         f"; administrator publishes in the {pub.domain} zone. Owner names are absolute;",
@@ -327,7 +420,7 @@ def zone_text(pub: Publication) -> str:
         "; hopthu__mail_domain and dns__* (hopthu/schema/dns.py); the lab's DNS on peer1",
         "; serves the same records.",
     ]
-    return "\n".join(header) + "\n\n" + rec.zone_fragment([*pub.sections, reverse]) + "\n"
+    return "\n".join(header) + "\n\n" + rec.zone_fragment([*pub.sections, *extra, reverse]) + "\n"
 
 
 def json_text(pub: Publication) -> str:
@@ -345,6 +438,7 @@ def json_text(pub: Publication) -> str:
             "id": records_module().mta_sts_id(pub.mta_sts_policy),
         },
         "reverse": pub.reverse,
+        "other_domains_dkim": pub.other_dkim,
     }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
@@ -376,6 +470,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "STARTTLS on port 25 of the host's first address")
     parser.add_argument("--no-tlsa", action="store_true",
                         help="print no TLSA records, even if certificates are found")
+    parser.add_argument("--dkim-dir", metavar="DIR", type=Path,
+                        help="read the DKIM public records from DIR/<selector>._domainkey."
+                             "<domain>.txt instead of the settings' dns__dkim_dir")
+    parser.add_argument("--no-dkim", action="store_true",
+                        help="print no DKIM records")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -388,8 +487,12 @@ def run(args: argparse.Namespace) -> int:
         source = TlsaSource(from_settings=False)
     else:
         source = TlsaSource(files=dict(args.cert), pki_dir=args.pki_dir, fetch=args.fetch_tlsa)
+    if args.dkim_dir is not None and not args.dkim_dir.is_dir():
+        print(f"hopthu dns: --dkim-dir {args.dkim_dir} is not a directory", file=sys.stderr)
+        return INVALID
     try:
-        pub = publication(args.inventory, tlsa=source)
+        pub = publication(args.inventory, tlsa=source, dkim_dir=args.dkim_dir,
+                          dkim=not args.no_dkim)
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return INVALID

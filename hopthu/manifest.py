@@ -16,8 +16,16 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-#: Where hopthu writes files. Kept narrow so the scan stays fast.
-MANAGED_ROOTS = ("/etc", "/usr/local/lib/hopthu", "/usr/local/sbin", "/var/lib/hopthu")
+#: Where hopthu writes files. Kept narrow so the scan stays fast: the one
+#: file in /var/lib/clamav is named alone, because the official signature
+#: databases beside it are hundreds of megabytes.
+MANAGED_ROOTS = (
+    "/etc",
+    "/usr/local/lib/hopthu",
+    "/usr/local/sbin",
+    "/var/lib/hopthu",
+    "/var/lib/clamav/hopthu.hdb",
+)
 FINGERPRINT = "fingerprint: hopthu:"
 
 

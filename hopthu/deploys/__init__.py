@@ -13,7 +13,10 @@ the roles. This module holds what every deploy needs:
 - ``checked_put``: pyinfra's counterpart of the ``validate:`` argument of
   Ansible's ``template``. The new content goes to a temporary file, the
   daemon's own checker reads it there, and only a file that passes replaces
-  the real one. A failed check leaves the live file untouched.
+  the real one. A failed check leaves the live file untouched;
+- ``command_creates``: pyinfra's counterpart of Ansible's ``command`` with
+  ``creates:``: a command that makes something on the host once (a key, a
+  password), run only while that thing does not exist.
 """
 
 from __future__ import annotations
@@ -161,6 +164,26 @@ def checked_put(content: str, dest: str, user: str, group: str, mode: str, valid
         yield StringCommand("chmod", str(wanted_mode), dest)
     if remote["user"] != user or remote["group"] != group:
         yield StringCommand("chown", f"{user}:{group}", dest)
+
+
+@operation()
+def command_creates(argv: list[str], creates: str):
+    """Run `argv` only if the path `creates` does not exist on the host.
+
+    + argv: the command and its arguments, each quoted for the shell (as
+      Ansible's ``command`` with ``argv:`` passes them, no shell between)
+    + creates: the path the command makes; while it exists, nothing runs
+
+    Ansible's ``command`` with ``creates:``: a second run changes nothing,
+    and ``--dry`` shows the command without running it.
+    """
+    if not argv:
+        raise OperationValueError("command_creates: argv is empty")
+    # File is None when nothing is there, False for a directory or a socket.
+    if host.get_fact(File, path=creates) is not None:
+        host.noop(f"{creates} exists")
+        return
+    yield StringCommand(*(shlex.quote(str(arg)) for arg in argv))
 
 
 @operation()

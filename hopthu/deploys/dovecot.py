@@ -10,13 +10,17 @@ before a message is accepted.
 
 What it owns. /etc/dovecot/dovecot.conf, whole: it includes nothing, so
 Debian's conf.d/ (with its 2.4 traps, LAB.md) is not read. On Debian 12 also
-/etc/dovecot/hopthu-sql.conf.ext. The vmail user and group (fixed ids) and
-the mailboxes under dovecot__vmail_dir; the quota warning script.
+/etc/dovecot/hopthu-sql.conf.ext. The global Sieve scripts in
+/etc/dovecot/sieve/ (spam into Junk, learning from users' moves, Art. 11.6)
+and their pipe program rspamd-learn. The vmail user and group (fixed ids)
+and the mailboxes under dovecot__vmail_dir; the quota warning script.
 roles/dovecot/README.md explains every decision.
 
 How a change is checked. dovecot.conf is checked with `doveconf -n` before
 it is written; any changed file runs "Check Dovecot configuration" (the
-whole configuration must load without a warning), then "Reload Dovecot".
+whole configuration must load without a warning), then "Compile the global
+Sieve scripts" (sievec, which fails on any error in them), then "Reload
+Dovecot".
 
 roles/dovecot/ does the same steps, in the same order, under the same names:
 its tasks, then its handlers (tests/unit/test_engine_shape.py checks it).
@@ -99,8 +103,82 @@ def apply() -> None:
         validate='python3 -I -c "import ast, sys; ast.parse(open(sys.argv[1]).read())" %s',
         variables=values,
     )
-    # Dovecot reads these two; the warning script is run afresh each time.
-    config = []
+    # --- Junk: filing and learning (Art. 11.6, roles/dovecot/README.md) -------
+    # Always installed: dovecot.conf decides whether Dovecot runs them
+    # (dovecot__junk_sieve, dovecot__spam_learning), and every global script
+    # compiles whatever the settings, so the last steps can compile them all.
+
+    # The only programs global Sieve scripts may pipe to (sieve_pipe_bin_dir).
+    files.directory(
+        name="Create the Sieve pipe program directory",
+        path="/usr/local/lib/hopthu/sieve-pipe",
+        present=True,
+        user="root",
+        group="root",
+        mode="0755",
+    )
+    put_template(
+        name="Render the Rspamd learning program",
+        template="usr/local/lib/hopthu/sieve-pipe/rspamd-learn.j2",
+        dest="/usr/local/lib/hopthu/sieve-pipe/rspamd-learn",
+        user="root",
+        group="root",
+        mode="0755",
+        validate="sh -n %s",
+        variables=values,
+    )
+    # The rspamd role made the controller's password (root 0600) earlier in
+    # the run; the learning program runs as vmail and must read it. Only the
+    # group and mode change: the password is Rspamd's.
+    password_file = values["dovecot__rspamd_controller_password_file"]
+    if values["dovecot__spam_learning"] and password_file:
+        files.file(
+            name="Let vmail read the Rspamd controller password",
+            path=password_file,
+            present=True,
+            user="root",
+            group="vmail",
+            mode="0640",
+        )
+    # Root's: users and vmail can read the global scripts, not change them.
+    files.directory(
+        name="Create the global Sieve script directory",
+        path="/etc/dovecot/sieve",
+        present=True,
+        user="root",
+        group="root",
+        mode="0755",
+    )
+    # Dovecot reads these; the warning and learning programs run afresh each time.
+    config = [
+        put_template(
+            name="Render the junk Sieve script",
+            template="etc/dovecot/sieve/junk.sieve.j2",
+            dest="/etc/dovecot/sieve/junk.sieve",
+            user="root",
+            group="root",
+            mode="0644",
+            variables=values,
+        ),
+        put_template(
+            name="Render the spam learning Sieve script",
+            template="etc/dovecot/sieve/learn-spam.sieve.j2",
+            dest="/etc/dovecot/sieve/learn-spam.sieve",
+            user="root",
+            group="root",
+            mode="0644",
+            variables=values,
+        ),
+        put_template(
+            name="Render the ham learning Sieve script",
+            template="etc/dovecot/sieve/learn-ham.sieve.j2",
+            dest="/etc/dovecot/sieve/learn-ham.sieve",
+            user="root",
+            group="root",
+            mode="0644",
+            variables=values,
+        ),
+    ]
     if int(values["common__debian_major"]) == 12:
         config.append(put_template(
             name="Render the Dovecot 2.3 SQL settings",
@@ -134,6 +212,15 @@ def apply() -> None:
     server.shell(
         name="Check Dovecot configuration",
         commands=[CHECK_SCRIPT],
+        _if=config_changed,
+    )
+    # sievec reads the new dovecot.conf (which enables the pipe extension the
+    # learning scripts need) and writes each script's binary beside it, where
+    # vmail can read but not write it; a script that does not compile stops
+    # the run here.
+    server.shell(
+        name="Compile the global Sieve scripts",
+        commands=["sievec /etc/dovecot/sieve"],
         _if=config_changed,
     )
     systemd.service(

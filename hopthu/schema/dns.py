@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from hopthu.schema.base import CrossCheck, SettingsModel, Strict
+from hopthu.schema.mailtypes import AbsolutePath
 from hopthu.schema.types import DomainName, IPAddress, check_zone, checked
 
 #: What a published host offers; filter_plugins/hopthu_dns.py SERVICES says
@@ -137,6 +138,15 @@ class DnsSettings(SettingsModel):
         description=(
             "How long senders cache the MTA-STS policy, in seconds (RFC 8461 §3.2, at most "
             "31557600)."
+        )
+    )
+
+    dns__dkim_dir: AbsolutePath = Field(
+        description=(
+            "The directory on the controller that keeps the public halves of the DKIM keys, "
+            "one file <selector>._domainkey.<domain>.txt each: the rspamd role copies each "
+            "MX host's key there on every deploy (the private key never leaves the host); "
+            "`hopthu dns` prints them and the lab's DNS on peer1 serves them."
         )
     )
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Iterator
 
 from pydantic import Field
 
 from hopthu.schema.base import CrossCheck, SettingsModel
-from hopthu.schema.mailtypes import Bytes, MailAddress, Percent, StaticId
-from hopthu.schema.types import DebianPackage, DomainName, Port, checked
+from hopthu.schema.mailtypes import Bytes, MailAddress, OptionalPath, Percent, StaticId
+from hopthu.schema.types import DebianPackage, DomainName, Port, _dns_name, checked
 
 
 def _port_or_off(value: int) -> None:
@@ -17,6 +19,46 @@ def _port_or_off(value: int) -> None:
 
 
 PortOrOff = checked(int, "0 (off) or a port number from 1 to 65535, e.g. 24", _port_or_off)
+
+
+def _controller(value: str) -> None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError("is not HOST:PORT with a port from 1 to 65535")
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError("has an IPv6 address in brackets that is not valid") from None
+        return
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        if host in ("localhost",):
+            return
+        _dns_name(host, need_dot=True)
+
+
+RspamdController = checked(
+    str,
+    "HOST:PORT of Rspamd's controller: an IPv4 address, [IPv6] or a host name, and the "
+    "port, e.g. 127.0.0.1:11334",
+    _controller,
+)
+
+# RFC 5322 §3.6.8: a field name is printable ASCII except ':' and space;
+# hopthu allows the usual letters, digits and '-'.
+_HEADER = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
+
+
+def _header(value: str) -> None:
+    if not _HEADER.match(value):
+        raise ValueError("is not a header field name")
+
+
+HeaderName = checked(
+    str, "a header field name of letters, digits and '-', e.g. X-Spam", _header
+)
 
 
 class DovecotSettings(SettingsModel):
@@ -120,6 +162,36 @@ class DovecotSettings(SettingsModel):
     dovecot__managesieve_port: Port = Field(
         description="ManageSieve (RFC 5804): users edit their filters and vacation replies."
     )
+    dovecot__junk_sieve: bool = Field(
+        description=(
+            "Whether a global Sieve script, at delivery and before the user's own filters, "
+            "files mail Rspamd marked as probable spam (dovecot__junk_header: Yes) into Junk "
+            "(Art. 11.6). Needs no Rspamd on the store: it reads the MX hosts' header."
+        )
+    )
+    dovecot__junk_header: HeaderName = Field(
+        description=(
+            "The header Rspamd's milter adds to probable spam with the value Yes (the proxy's "
+            "spam_header, X-Spam by default)."
+        )
+    )
+    dovecot__spam_learning: bool = Field(
+        description=(
+            "Whether IMAPSieve teaches Rspamd from users' moves (Art. 11.6): into Junk learns "
+            "spam, out of Junk (except to Trash) learns ham, through rspamc. Only where Rspamd "
+            "runs on the same host: rspamc comes with the rspamd package."
+        )
+    )
+    dovecot__rspamd_controller: RspamdController = Field(
+        description="Rspamd's controller, HOST:PORT, which rspamc sends the messages to learn."
+    )
+    dovecot__rspamd_controller_password_file: OptionalPath = Field(
+        description=(
+            "The file with the controller's password, which rspamc reads (-P); the rspamd role "
+            "makes it and this role lets vmail read it. \"\" only for a controller that "
+            "trusts the caller's address."
+        )
+    )
 
     def cross_checks(self) -> Iterator[CrossCheck]:
         if not self.dovecot__postfix_local and not self.dovecot__lmtp_port:
@@ -136,6 +208,23 @@ class DovecotSettings(SettingsModel):
                 f"is below postfix__lmtp_concurrency_limit = {lmtp}: a burst of mail to one "
                 f"mailbox would be deferred (451 4.3.0) and wait for Postfix's retry",
                 f"0 (no limit) or at least {lmtp}",
+            )
+        if self.dovecot__spam_learning and getattr(self, "postfix__packages", None) is None:
+            yield CrossCheck(
+                ("dovecot__spam_learning",), self.dovecot__spam_learning,
+                "is true on a host without the MX roles: Rspamd does not run here, and rspamc, "
+                "which the learning program runs, comes only with the rspamd package; learning "
+                "from a store-only host is not built yet (roles/dovecot/README.md)",
+                "false on a store-only host (the junk Sieve script still works there)",
+            )
+        controller = getattr(self, "rspamd__controller_bind", None)
+        if (self.dovecot__spam_learning and controller is not None
+                and controller != self.dovecot__rspamd_controller):
+            yield CrossCheck(
+                ("dovecot__rspamd_controller",), self.dovecot__rspamd_controller,
+                f"differs from rspamd__controller_bind = {controller!r}, where Rspamd's "
+                "controller listens on this host: users' moves would teach Rspamd nothing",
+                repr(controller),
             )
         delimiter = getattr(self, "postfix__recipient_delimiter", None)
         if delimiter is not None and delimiter != self.dovecot__recipient_delimiter:

@@ -116,7 +116,10 @@ class PostfixSettings(SettingsModel):
         )
     )
     postfix__smtpd_milters: list[Milter] = Field(
-        description="Milters every message passes (Rspamd, added by the filtering issue)."
+        description=(
+            "Milters every message passes, on port 25, 587 and 465 and for local mail: "
+            "Rspamd's proxy on the MX hosts (group_vars/mail_mx.yml). Empty: no milter."
+        )
     )
     postfix__postscreen_dnsbl_sites: list[DnsblSite] = Field(
         description=(
@@ -144,6 +147,16 @@ class PostfixSettings(SettingsModel):
                 f"{self.postfix__message_size_limit}, so Postfix would refuse to start",
                 f"0 (unlimited) or at least {self.postfix__message_size_limit}",
             )
+        milter_bind = getattr(self, "rspamd__milter_bind", None)
+        for index, milter in enumerate(self.postfix__smtpd_milters):
+            local = milter.startswith(("unix:", "inet:127.", "inet:localhost:"))
+            if local and milter_bind is None:
+                yield CrossCheck(
+                    ("postfix__smtpd_milters", index), milter,
+                    "names a milter on this host, but Rspamd (the rspamd role) does not run "
+                    "here, so every message would wait with 451 4.7.1",
+                    "[] on a host without Rspamd, or a milter on another host",
+                )
         if getattr(self, "dovecot__packages", None) is None:
             for key in ("postfix__dovecot_lmtp", "postfix__dovecot_sasl_path",
                         "postfix__dovecot_quota_status"):

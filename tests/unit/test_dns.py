@@ -17,6 +17,7 @@ install.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import io
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hopthu import dns as hdns
 from hopthu import pki
@@ -255,9 +257,101 @@ def test_the_mta_sts_policy_file_is_written_as_served(tmp_path: Path) -> None:
     assert policy.read_bytes() == publication("lab").mta_sts_policy.encode()
 
 
-def test_there_is_a_marked_hook_for_dkim_records() -> None:
-    text = hdns.zone_text(publication("lab"))
-    assert "DKIM" in text and "HOOK" in text
+# --- DKIM: the MX hosts' public keys, from the controller's copies ---------------------------
+
+
+def dkim_value(bits: int = 2048) -> str:
+    """A DKIM key record as the rspamd role writes it: the key's SubjectPublicKeyInfo."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "v=DKIM1; k=rsa; p=" + base64.b64encode(spki).decode("ascii")
+
+
+def test_without_dkim_keys_the_output_names_each_mx_host_to_deploy(tmp_path: Path) -> None:
+    pub = hdns.publication("lab", tlsa=hdns.TlsaSource(from_settings=False), dkim_dir=tmp_path)
+    text = hdns.zone_text(pub)
+    assert [r for r in pub.records() if "_domainkey" in r["owner"]] == []
+    assert "No public key yet for: mail1 (selector mail1, moj.gov.vn); mail2" in text
+    assert f"Read from {tmp_path}" in text
+
+
+def test_dkim_records_come_from_the_controllers_copies(tmp_path: Path) -> None:
+    value = dkim_value()
+    (tmp_path / "mail1._domainkey.moj.gov.vn.txt").write_text(value + "\n")
+    (tmp_path / "other._domainkey.example.org.txt").write_text(dkim_value(2048) + "\n")
+    pub = hdns.publication("lab", tlsa=hdns.TlsaSource(from_settings=False), dkim_dir=tmp_path)
+    [rdata] = records(pub, "TXT", "mail1._domainkey.moj.gov.vn.")
+    assert "".join(re.findall(r'"([^"]*)"', rdata)) == value
+    text = hdns.zone_text(pub)
+    assert "No public key yet for: mail2 (selector mail2, moj.gov.vn)" in text
+    assert "example.org" not in text, "a key of a domain nobody signs must not be printed"
+    parsed = parse_zone(DOMAIN, _zone_with_apex(DOMAIN, text))
+    if parsed:
+        [txt] = parsed[("mail1._domainkey.moj.gov.vn.", "TXT")]
+        assert "".join(re.findall(r'"([^"]*)"', txt)) == value
+
+
+def test_the_lab_zone_serves_the_dkim_records_hopthu_dns_prints(peer1: dict,
+                                                                 tmp_path: Path) -> None:
+    (tmp_path / "mail1._domainkey.moj.gov.vn.txt").write_text(dkim_value() + "\n")
+    (tmp_path / "mail2._domainkey.moj.gov.vn.txt").write_text(dkim_value(3072) + "\n")
+    served = render("lab_peer/etc/nsd/zones/ministry.zone.j2",
+                    {**peer1, "dns__dkim_dir": str(tmp_path)})
+    pub = hdns.publication("lab", tlsa=hdns.TlsaSource(from_settings=False), dkim_dir=tmp_path)
+    assert _record_lines(served) == _record_lines(hdns.zone_text(pub))
+    assert sum("._domainkey.moj.gov.vn." in line for line in _record_lines(served)) == 2
+    parse_zone(DOMAIN, served)
+
+
+def test_dkim_records_of_other_signing_domains_are_printed_for_their_own_zones(
+    tmp_path: Path,
+) -> None:
+    @dataclasses.dataclass
+    class Host:
+        values: dict
+
+    settings = {"mx1": Host({"dns__dkim_dir": str(tmp_path), "rspamd__dkim_selector": "mx1",
+                             "rspamd__dkim_domains": [DOMAIN, "tuphap.gov.vn"]})}
+    (tmp_path / "mx1._domainkey.tuphap.gov.vn.txt").write_text(dkim_value() + "\n")
+    keys = hdns.dkim_keys(settings, DOMAIN)
+    assert list(keys.others) == ["tuphap.gov.vn"] and keys.main == {}
+    assert "mx1 (selector mx1, moj.gov.vn)" in keys.note
+    assert "tuphap.gov.vn)" not in keys.note
+
+
+def test_a_file_that_is_not_a_dkim_record_is_refused_naming_it(tmp_path: Path) -> None:
+    bad = tmp_path / "mail1._domainkey.moj.gov.vn.txt"
+    bad.write_text("mail1._domainkey IN TXT ( \"v=DKIM1; k=rsa; \" ) ;\n")
+    with pytest.raises(REC.DnsRecordError, match="mail1._domainkey.moj.gov.vn.txt"):
+        REC.dkim_public_keys(str(tmp_path), DOMAIN)
+    assert main(["dns", "-i", "lab", "--no-tlsa", "--dkim-dir", str(tmp_path)]) == 2
+
+
+def test_the_dkim_filter_reads_nothing_from_a_directory_not_made_yet(tmp_path: Path) -> None:
+    assert REC.dkim_public_keys(str(tmp_path / "not-yet"), DOMAIN) == {}
+    with pytest.raises(REC.DnsRecordError, match="dns__dkim_dir"):
+        REC.dkim_public_keys("relative/dir", DOMAIN)
+
+
+def test_the_dkim_filter_returns_each_selector_of_the_domain_sorted(tmp_path: Path) -> None:
+    for selector in ("mx2", "mx1"):
+        (tmp_path / f"{selector}._domainkey.moj.gov.vn.txt").write_text(
+            f"v=DKIM1; k=rsa; p=QUJD{selector.upper()}\n")
+    (tmp_path / "mx1._domainkey.sub.moj.gov.vn.txt").write_text("v=DKIM1; k=rsa; p=QUJD\n")
+    (tmp_path / "README").write_text("not a record\n")
+    keys = REC.dkim_public_keys(str(tmp_path), DOMAIN)
+    assert list(keys) == ["mx1", "mx2"]
+    assert keys["mx1"] == "v=DKIM1; k=rsa; p=QUJDMX1"
+
+
+def test_no_dkim_prints_no_dkim_records(tmp_path: Path) -> None:
+    (tmp_path / "mail1._domainkey.moj.gov.vn.txt").write_text(dkim_value() + "\n")
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["dns", "-i", "lab", "--no-tlsa", "--no-dkim",
+                     "--dkim-dir", str(tmp_path)]) == 0
+    assert "_domainkey" not in out.getvalue() and "--no-dkim" in out.getvalue()
 
 
 def test_a_long_dkim_key_is_split_into_character_strings_that_parse_back() -> None:

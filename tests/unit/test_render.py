@@ -249,6 +249,7 @@ def test_filter_plugins_provide_exactly_the_documented_filters() -> None:
         "dnssec_lab_trust_anchor",
         "dane_tlsa_311_from_file",
         # filter_plugins/hopthu_dns.py: the ministry's published DNS records
+        "dns_dkim_keys",
         "dns_mail_zone",
         "dns_mta_sts_policy",
         "dns_reverse_zone",

@@ -9,6 +9,7 @@ the path inside a nested value) and what is allowed instead.
 from __future__ import annotations
 
 import re
+import shutil
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from hopthu import ROOT
 from hopthu.cli import main
 from hopthu.settings import SettingsError, SettingsIssue, load_host, load_inventory
 
@@ -144,7 +146,7 @@ CASES = [
          "group_vars/mail_mx.yml", "common__ntp_servers", "one layer per key",
          "Ansible lets playbook group_vars/mail_mx win"),
     Case("unknown-prefix", env('timezone: "UTC"\n'),
-         ENV, "timezone", "a role's variable (common__*",
+         ENV, "timezone", "common__*, ",
          "no known prefix"),
     Case("malformed-yaml", env("common__sshd_port: [22\ncommon__timezone: UTC\n"),
          f"{ENV}:2", "", "", "is not valid YAML (line 2"),
@@ -190,6 +192,63 @@ CASES = [
                                                     'common__timezone: "UTC"\n'),
          "roles/common/vars/main.yml:1", "common__timezone", "role vars hold only internal",
          "ranks above every inventory"),
+    # --- The filtering roles (redis, rspamd): checked even where not applied ----------
+    Case("rspamd-rate-not-count-per-period",
+         env('rspamd__ratelimit_user_rate: "200 per hour"\n'),
+         ENV, "rspamd__ratelimit_user_rate", "COUNT / PERIOD as Rspamd's ratelimit reads it",
+         "is not COUNT / PERIOD"),
+    Case("rspamd-milter-on-the-network", env('rspamd__milter_bind: "0.0.0.0:11332"\n'),
+         ENV, "rspamd__milter_bind", "a loopback address and port",
+         "is not a loopback HOST:PORT"),
+    Case("rspamd-extension-with-dot-and-capitals",
+         env('rspamd__blocked_extensions: ["exe", ".DOCM"]\n'),
+         ENV, "rspamd__blocked_extensions[1]", "a file name extension without the dot",
+         "write 'docm'"),
+    Case("rspamd-pattern-without-slashes", env('rspamd__banned_body_patterns: ["casino"]\n'),
+         ENV, "rspamd__banned_body_patterns[0]", "/REGEXP/FLAGS", "is not /REGEXP/FLAGS"),
+    Case("rspamd-reply-with-vietnamese-diacritics",
+         env('rspamd__banned_content_message: "Thư bị từ chối"\n'),
+         ENV, "rspamd__banned_content_message", "one line of printable ASCII",
+         "write Vietnamese without diacritics"),
+    Case("rspamd-dkim-selector-not-a-label", env('rspamd__dkim_selector: "Mail_1"\n'),
+         ENV, "rspamd__dkim_selector", "a DKIM selector: one lowercase DNS label",
+         "is not a single DNS label"),
+    Case("rspamd-dkim-key-too-small", env("rspamd__dkim_key_bits: 1024\n"),
+         ENV, "rspamd__dkim_key_bits", "one of: 2048, 3072, 4096"),
+    Case("redis-bound-to-the-network", env('redis__bind: ["127.0.0.1", "0.0.0.0"]\n'),
+         ENV, "redis__bind[1]", "a loopback address", "is not a loopback address"),
+    Case("redis-memory-in-capitals", env('redis__maxmemory: "512MB"\n'),
+         ENV, "redis__maxmemory", "a Redis memory size", "is not a Redis memory size"),
+    # --- clamav and Dovecot's junk settings: checked even where not applied ------------
+    Case("clamav-limit-turned-off", env("clamav__max_file_size: 0\n"),
+         ENV, "clamav__max_file_size", "from 1048576 (1 MiB) to 2147483647",
+         "is 0, which turns the limit off"),
+    Case("clamav-limit-beyond-what-clamav-scans", env("clamav__max_scan_size: 4294967296\n"),
+         ENV, "clamav__max_scan_size", "the largest file ClamAV can scan",
+         "is outside 1 MiB to 2 GiB - 1"),
+    Case("clamav-freshclam-checks-out-of-range", env("clamav__freshclam_checks: 100\n"),
+         ENV, "clamav__freshclam_checks", "a whole number from 1 to 50", "is outside 1-50"),
+    Case("clamav-mirror-without-scheme",
+         env('clamav__freshclam_private_mirrors: ["clamav.dc.example.net"]\n'),
+         ENV, "clamav__freshclam_private_mirrors[0]", "an http:// or https:// URL",
+         "has no scheme"),
+    Case("clamav-signature-hash-in-capitals", env(
+        'clamav__custom_signatures: ["44D88612FEA8A8F36DE82E1278ABB02F:68:Eicar"]\n'),
+         ENV, "clamav__custom_signatures[0]", "a ClamAV hash signature (.hdb) line",
+         "write the hash in lower case: 44d88612fea8a8f36de82e1278abb02f:68:Eicar"),
+    Case("clamav-signature-with-any-size", env(
+        'clamav__custom_signatures: ["44d88612fea8a8f36de82e1278abb02f:*:Eicar"]\n'),
+         ENV, "clamav__custom_signatures[0]", "its size in bytes",
+         "give the file's size in bytes"),
+    Case("dovecot-controller-without-port", env('dovecot__rspamd_controller: "localhost"\n'),
+         ENV, "dovecot__rspamd_controller", "HOST:PORT of Rspamd's controller",
+         "is not HOST:PORT"),
+    Case("dovecot-junk-header-with-a-space", env('dovecot__junk_header: "X Spam"\n'),
+         ENV, "dovecot__junk_header", "a header field name", "is not a header field name"),
+    Case("dovecot-controller-password-file-relative",
+         env('dovecot__rspamd_controller_password_file: "controller.password"\n'),
+         ENV, "dovecot__rspamd_controller_password_file", "an absolute path",
+         "is not an absolute path"),
     Case("site-yml-unknown-role", lambda p: p.write("site.yml", """
         - name: Base
           hosts: all
@@ -281,3 +340,122 @@ def test_show_command_prints_yaml_of_one_key_with_its_origin(
     )
     assert main([*args[:-1], "common__apt_prox"]) == 2
     assert "did you mean common__apt_proxy?" in capsys.readouterr().err
+
+
+# --- Filtering: what only shows when the MX and store roles meet ----------------------
+
+#: The roles of an MX host that is also the store, in site.yml's order.
+FILTER_SITE = """
+- hosts: all
+  roles: [common]
+- hosts: mail_mx:mail_store
+  roles: [pki, userdb]
+- hosts: mail_mx
+  roles: [redis, clamav, rspamd]
+- hosts: mail_mx
+  roles: [postfix]
+- hosts: mail_store
+  roles: [dovecot]
+"""
+
+#: ClamAV needs a source of signatures; the tree's environment has a mirror.
+FILTER_ENV = 'clamav__freshclam_private_mirrors: ["http://clamav.example.net"]\n'
+FILTER_MX = "inventories/t/group_vars/mail_mx.yml"
+
+
+@pytest.fixture
+def filter_project(project: Project) -> Project:
+    """mx1 runs every mail role (the lab's layout); backup1 only the common role."""
+    for role in ("pki", "userdb", "redis", "clamav", "rspamd", "postfix", "dovecot"):
+        target = project.root / "roles" / role / "defaults"
+        target.mkdir(parents=True)
+        shutil.copy(ROOT / "roles" / role / "defaults" / "main.yml", target / "main.yml")
+    shutil.copy(ROOT / "group_vars" / "mail_mx.yml", project.root / "group_vars" / "mail_mx.yml")
+    project.write("site.yml", FILTER_SITE)
+    project.write(FILTER_MX, FILTER_ENV)
+    return project
+
+
+FILTER_CASES = [
+    Case("clamav-stream-shorter-than-a-message", env("clamav__stream_max_length: 10485760\n"),
+         ENV, "clamav__stream_max_length", "at least ",
+         "clamd would refuse to scan a larger message"),
+    Case("clamav-file-limit-below-a-message", env("clamav__max_file_size: 10485760\n"),
+         ENV, "clamav__max_file_size", "at least ",
+         "would be passed without a scan"),
+    Case("clamav-scan-limit-below-the-file-limit", env("clamav__max_scan_size: 33554432\n"),
+         ENV, "clamav__max_scan_size", "at least 67108864",
+         "is smaller than clamav__max_file_size = 67108864"),
+    Case("clamav-socket-outside-run-clamav", env('clamav__clamd_socket: "/run/clamd.sock"\n'),
+         ENV, "clamav__clamd_socket", "a socket in /run/clamav",
+         "Debian's clamav-daemon units create only /run/clamav"),
+    Case("clamav-without-any-signatures",
+         lambda p: p.write(FILTER_MX, "clamav__freshclam_private_mirrors: []\n"),
+         FILTER_MX, "clamav__freshclam_private_mirrors", "signatures in clamav__custom_signatures",
+         "clamd would have no signatures and could not start"),
+    Case("clamav-and-rspamd-name-different-sockets",
+         env('clamav__clamd_socket: "/run/clamav/other.ctl"\n'),
+         ENV, "clamav__clamd_socket", "the same path in both",
+         "differs from rspamd__antivirus_socket"),
+    Case("dovecot-learns-from-another-controller",
+         env('dovecot__rspamd_controller: "127.0.0.1:11335"\n'),
+         ENV, "dovecot__rspamd_controller", "'localhost:11334'",
+         "differs from rspamd__controller_bind"),
+]
+
+
+@pytest.mark.parametrize("case", FILTER_CASES, ids=[c.id for c in FILTER_CASES])
+def test_a_filtering_setting_that_contradicts_another_role_is_reported(
+    filter_project: Project, case: Case
+) -> None:
+    case.setup(filter_project)
+    with pytest.raises(SettingsError) as caught:
+        load_inventory(filter_project.inventory, root=filter_project.root)
+    matching = [
+        issue for issue in caught.value.errors
+        if issue.where.startswith(case.file) and issue.key == case.key
+    ]
+    assert any(case.message in i.message and case.allowed in i.allowed for i in matching), (
+        f"no error for {case.file} {case.key} saying {case.message!r}:\n{caught.value}"
+    )
+
+
+def test_the_filtering_tree_is_valid_as_it_stands(filter_project: Project) -> None:
+    hosts = load_inventory(filter_project.inventory, root=filter_project.root)
+    assert {"clamav", "rspamd", "dovecot"} <= set(hosts["mx1"].roles)
+
+
+def test_spam_learning_is_refused_on_a_store_without_rspamd(filter_project: Project) -> None:
+    filter_project.write("inventories/t/hosts.yml", """
+        all:
+          children:
+            mail_mx:
+              hosts:
+                mx1:
+                  ansible_host: 192.0.2.10
+            mail_store:
+              hosts:
+                store1:
+                  ansible_host: 192.0.2.21
+    """)
+    filter_project.write("inventories/t/group_vars/mail_store.yml", """
+        dovecot__postfix_local: false
+        dovecot__lmtp_port: 24
+    """)
+    filter_project.write(FILTER_MX, FILTER_ENV + """
+        userdb__passwords_enabled: false
+        postfix__dovecot_lmtp: "inet:store1.moj.gov.vn:24"
+        postfix__dovecot_sasl_path: "inet:store1.moj.gov.vn:12345"
+        postfix__dovecot_quota_status: ""
+    """.replace("        ", ""))
+    with pytest.raises(SettingsError) as caught:
+        load_inventory(filter_project.inventory, root=filter_project.root)
+    (issue,) = [i for i in caught.value.errors if i.key == "dovecot__spam_learning"]
+    assert issue.hosts == ("store1",)
+    assert "rspamc" in issue.message and "false on a store-only host" in issue.allowed
+    filter_project.write("inventories/t/group_vars/mail_store.yml", """
+        dovecot__postfix_local: false
+        dovecot__lmtp_port: 24
+        dovecot__spam_learning: false
+    """)
+    load_inventory(filter_project.inventory, root=filter_project.root)

@@ -1,0 +1,71 @@
+"""The redis deploy: Rspamd's store on the MX hosts.
+
+Where it sits. Beside Rspamd, on every mail_mx host. Rspamd keeps there what
+must outlive one message: the Bayes statistics users teach it by filing mail
+into and out of Junk, greylisting records, the outbound rate limit buckets
+of each authenticated user, scan caches and the message history of its web
+interface. Mail does not pass through Redis; if Redis is down, Rspamd still
+scans, without Bayes, greylisting or rate limits.
+
+What it owns. /etc/redis/redis.conf, whole. The data stays in Debian's
+/var/lib/redis.
+
+How a change is checked. Redis has no configuration checker and cannot
+reload its file, so a change restarts it; the settings check validates each
+value before any host is touched, and "Check that Redis answers" fails the
+run if Redis did not come back. roles/redis/README.md says more.
+
+roles/redis/ does the same steps, in the same order, under the same names:
+its tasks, then its handlers (tests/unit/test_engine_shape.py checks it).
+"""
+
+from __future__ import annotations
+
+from pyinfra.operations import apt, server, systemd
+
+from hopthu.deploys import put_template
+from hopthu.deploys.mailhost import host_settings
+
+#: The role's check handler (roles/redis/handlers/main.yml): PING must answer PONG.
+PING_SCRIPT = 'test "$(redis-cli -h 127.0.0.1 -p {port} ping)" = PONG'
+
+
+def apply() -> None:
+    """Converge the current host (deploy.py calls it for every mail_mx host)."""
+    values = host_settings()
+
+    apt.packages(
+        name="Install Redis",
+        packages=values["redis__packages"],
+        present=True,
+    )
+    config = put_template(
+        name="Render the Redis configuration",
+        template="etc/redis/redis.conf.j2",
+        dest="/etc/redis/redis.conf",
+        user="redis",
+        group="redis",
+        mode="0640",
+        variables=values,
+    )
+    systemd.service(
+        name="Enable and start Redis",
+        service="redis-server.service",
+        running=True,
+        enabled=True,
+    )
+
+    # --- What the role's handlers do, in their order, only after a change ---------
+
+    systemd.service(
+        name="Restart Redis",
+        service="redis-server.service",
+        running=True,
+        restarted=True,
+        _if=config.did_change,
+    )
+    server.shell(
+        name="Check that Redis answers",
+        commands=[PING_SCRIPT.format(port=int(values["redis__port"]))],
+        _if=config.did_change,
+    )
