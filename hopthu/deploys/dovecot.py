@@ -215,12 +215,13 @@ def apply() -> None:
         _if=config_changed,
     )
     # sievec reads the new dovecot.conf (which enables the pipe extension the
-    # learning scripts need) and writes each script's binary beside it, where
+    # learning scripts need; `-c`, because without it Dovecot 2.4's tools ask
+    # the running daemon, which still has the old configuration) and writes each script's binary beside it, where
     # vmail can read but not write it; a script that does not compile stops
     # the run here.
     server.shell(
         name="Compile the global Sieve scripts",
-        commands=["sievec /etc/dovecot/sieve"],
+        commands=["sievec -c /etc/dovecot/dovecot.conf /etc/dovecot/sieve"],
         _if=config_changed,
     )
     systemd.service(

@@ -157,6 +157,13 @@ class PostfixSettings(SettingsModel):
                     "here, so every message would wait with 451 4.7.1",
                     "[] on a host without Rspamd, or a milter on another host",
                 )
+            elif local and milter.startswith("inet:") and milter != f"inet:{milter_bind}":
+                yield CrossCheck(
+                    ("postfix__smtpd_milters", index), milter,
+                    f"is not Rspamd's milter address on this host (rspamd__milter_bind = "
+                    f"{milter_bind}), so every message would wait with 451 4.7.1",
+                    f"inet:{milter_bind}",
+                )
         if getattr(self, "dovecot__packages", None) is None:
             for key in ("postfix__dovecot_lmtp", "postfix__dovecot_sasl_path",
                         "postfix__dovecot_quota_status"):

@@ -236,6 +236,14 @@ class RspamdSettings(SettingsModel):
             "seen before is deferred once. Off in the lab, whose tests need prompt delivery."
         )
     )
+    rspamd__gtube_patterns: Literal["reject", "all"] = Field(
+        description=(
+            "Which GTUBE test patterns Rspamd honours: reject (the standard GTUBE string is "
+            "refused; the default) or all (also the patterns that force add-header, rewrite-"
+            "subject and no action, so the lab can test each action; never in production, "
+            "where they let anyone bypass the filter)."
+        )
+    )
     rspamd__bayes_autolearn: bool = Field(
         description=(
             "Whether Bayes also learns by itself from clearly spam (rejected) and clearly "
