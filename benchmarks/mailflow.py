@@ -1,4 +1,4 @@
-"""Mail throughput into the full delivery path, against a bare SMTP sink on the same host.
+"""Mail throughput into the full delivery path (with and without filtering), against a bare SMTP sink.
 
     sudo .venv/bin/python benchmarks/mailflow.py [--host mail1] [--messages 2000] [--sessions 10]
 
@@ -19,6 +19,17 @@ What it measures, in one run on one lab host (mail1 by default):
      its 250 after DATA, so it is queued on disk);
    - delivered msg/s: messages / time until the last of them is in the
      Maildir (the ctime of its file in new/) with the queue empty again.
+
+3. **Delivery only**, when the host has milters (Rspamd): the same full path
+   once more with Postfix's milters switched off (`postconf -e smtpd_milters=`
+   and a reload, restored afterwards even on failure), so the cost of
+   filtering is the ratio of the two. For those seconds the lab host accepts
+   unscanned mail: a lab benchmark only.
+
+It also records the resident memory of the host's processes per systemd
+service (from /proc; the lab's hosts share one cgroup tree, so cgroup figures
+would count the twin's processes too). RSS counts shared pages once per
+process, so the total is an upper bound.
 
 The load generator is Postfix's `smtp-source`, run on the host itself: the
 `postfix` package has it on every mail host, and nothing has to be installed
@@ -260,6 +271,46 @@ def _full_path(p: dict[str, Any], subject: str) -> dict[str, Any]:
     return result
 
 
+def _service_rss() -> dict[str, int]:
+    """Resident memory (KiB) of this host's processes, summed per systemd service.
+
+    From /proc, not from the cgroups: the lab's hosts share one cgroup tree,
+    so a service's cgroup would count the twin host's processes too.
+    """
+    usage: dict[str, int] = {}
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            rss = next((int(line.split()[1]) for line in status.read_text().splitlines()
+                        if line.startswith("VmRSS:")), 0)
+            cgroup = (status.parent / "cgroup").read_text()
+        except (OSError, ValueError):
+            continue
+        unit = next((part for part in cgroup.replace("\n", "/").split("/")
+                     if part.endswith(".service")), "other")
+        usage[unit.removesuffix(".service")] = usage.get(unit.removesuffix(".service"), 0) + rss
+    return dict(sorted(usage.items(), key=lambda kv: -kv[1]))
+
+
+@contextlib.contextmanager
+def _without_milters() -> Any:
+    """Postfix without its milters (Rspamd) for one measurement, restored afterwards.
+
+    For the "delivery only" column: the same path minus filtering. For those
+    seconds the lab host accepts unscanned mail, which is why this is a lab
+    benchmark only; the previous values are put back even on failure.
+    """
+    keys = ("smtpd_milters", "non_smtpd_milters")
+    saved = {k: subprocess.run(["postconf", "-h", k], capture_output=True, text=True,
+                               check=True).stdout.strip() for k in keys}
+    subprocess.run(["postconf", "-e"] + [f"{k}=" for k in keys], check=True)
+    subprocess.run(["postfix", "reload"], capture_output=True, check=True)
+    try:
+        yield saved
+    finally:
+        subprocess.run(["postconf", "-e"] + [f"{k}={v}" for k, v in saved.items()], check=True)
+        subprocess.run(["postfix", "reload"], capture_output=True, check=True)
+
+
 def _clean_up(p: dict[str, Any], subject_tag: str) -> dict[str, Any]:
     """Expunge exactly this run's messages through Dovecot; check none is left."""
     # The queue may still hold run messages after a timeout: let it drain first.
@@ -304,6 +355,10 @@ def on_host(p: dict[str, Any]) -> dict[str, Any]:
     try:
         result["sink"] = _sink(p, f"{subject} sink")
         result["full"] = _full_path(p, subject)
+        result["memory_kib"] = _service_rss()
+        if p["milters"] and "error" not in result["full"]:
+            with _without_milters():
+                result["unfiltered"] = _full_path(p, f"{subject} unfiltered")
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         result["error"] = str(exc)
     finally:
@@ -361,12 +416,20 @@ def _table(record: dict[str, Any]) -> str:
     rows.append(("bare SMTP sink, discards (smtp-sink)", f"{r['sink']['per_second']:.1f}",
                  f"{r['sink']['seconds']:.2f}"))
     full = r["full"]
-    rows.append(("full path, accepted (25 -> queue)", f"{full['accepted']['per_second']:.1f}",
+    label = "full filtering" if "unfiltered" in r else "full path"
+    rows.append((f"{label}, accepted (25 -> queue)", f"{full['accepted']['per_second']:.1f}",
                  f"{full['accepted']['seconds']:.2f}"))
     if "delivered" in full:
-        rows.append(("full path, delivered (-> Maildir)",
+        rows.append((f"{label}, delivered (-> Maildir)",
                      f"{full['delivered']['per_second']:.1f}",
                      f"{full['delivered']['seconds']:.2f}"))
+    bare = r.get("unfiltered", {})
+    if "delivered" in bare:
+        rows.append(("delivery only, no milter, accepted", f"{bare['accepted']['per_second']:.1f}",
+                     f"{bare['accepted']['seconds']:.2f}"))
+        rows.append(("delivery only, no milter, delivered",
+                     f"{bare['delivered']['per_second']:.1f}",
+                     f"{bare['delivered']['seconds']:.2f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     packages, debian = record["packages"], record["debian"]
     title = (f"{record['host']} (Debian {debian['release']} {debian['codename']}, "
@@ -379,6 +442,10 @@ def _table(record: dict[str, Any]) -> str:
     ratios = record["ratios"]
     lines.append("  ratio to the bare sink: "
                  + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
+    if r.get("memory_kib"):
+        top = list(r["memory_kib"].items())[:8]
+        lines.append(f"  memory (RSS) {sum(r['memory_kib'].values()) / 1024:.0f} MiB in all: "
+                     + ", ".join(f"{unit} {kib / 1024:.0f}" for unit, kib in top) + " MiB")
     if full.get("cpu_ms_per_message"):
         lines.append("  full path CPU per message: "
                      + ", ".join(f"{unit} {ms:.1f} ms"
@@ -422,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         "helo": "bench.peer.test", "sink_port": args.sink_port, "timeout": args.timeout,
         "maildir": facts["maildir"], "run_id": uuid.uuid4().hex[:12],
         "quiet": args.quiet, "allow_busy": args.allow_busy,
+        "milters": bool(facts["smtpd_milters"]),
     }
     print(f"{args.host}: {args.messages} messages, {args.sessions} sessions, "
           f"{args.size} bytes, to {recipient}; run {params['run_id']} ...", flush=True)
@@ -453,6 +521,10 @@ def main(argv: list[str] | None = None) -> int:
     full = figures["full"]
     ratios = {"accepted/bare": round(full["accepted"]["per_second"] / sink_rate, 3),
               "delivered/bare": round(full["delivered"]["per_second"] / sink_rate, 3)}
+    unfiltered = figures.get("unfiltered", {})
+    if "delivered" in unfiltered:
+        ratios["delivered/unfiltered"] = round(
+            full["delivered"]["per_second"] / unfiltered["delivered"]["per_second"], 3)
     now = datetime.now(UTC)
     record = {
         "benchmark": "mailflow",
