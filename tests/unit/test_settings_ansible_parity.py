@@ -213,3 +213,52 @@ def test_ansible_and_hopthu_resolve_a_reference_alike(project: Any, template: st
     ours = load_inventory(project.inventory, root=project.root)["mx1"]["vault_probe"]
     theirs = ansible_vars(project.inventory, project.root)["mx1"]["vault_probe"]
     assert (ours, type(ours)) == (theirs, type(theirs))
+
+
+def _play_vars(inventory_dir: Path) -> list[tuple[str, str, list[str], dict[str, Any]]]:
+    """(play name, host, roles, the play's variables as Ansible resolves them per play)."""
+    _init_ansible()
+    from ansible.errors import AnsibleError
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.playbook.play import Play
+    from ansible.template import Templar
+    from ansible.vars.manager import VariableManager
+
+    loader = DataLoader()
+    loader.set_basedir(str(ROOT))
+    inventory = InventoryManager(loader=loader, sources=[str(inventory_dir / "hosts.yml")])
+    manager = VariableManager(loader=loader, inventory=inventory)
+    found = []
+    for spec in _site_plays(loader, ROOT) or []:
+        roles = [r if isinstance(r, str) else r["role"] for r in spec.get("roles") or []]
+        if not roles:
+            continue
+        for host in inventory.get_hosts(spec["hosts"]):
+            play = Play.load({"name": spec["name"], "hosts": host.name, "gather_facts": False,
+                              "roles": roles}, variable_manager=manager, loader=loader)
+            variables = manager.get_vars(play=play, host=host, include_hostvars=False)
+            templar = Templar(loader=loader, variables=variables)
+            resolved: dict[str, Any] = {}
+            for key, value in variables.items():
+                if key.split("__", 1)[0] in roles and "__" in key:
+                    try:
+                        resolved[key] = plain(templar.template(value))
+                    except AnsibleError as error:
+                        resolved[key] = AssertionError(str(error).splitlines()[0])
+            found.append((spec["name"], host.name, roles, resolved))
+    return found
+
+
+@pytest.mark.parametrize("inventory_dir", INVENTORIES, ids=[i.name for i in INVENTORIES])
+def test_each_play_resolves_its_roles_settings_with_only_what_that_play_sees(
+    inventory_dir: Path,
+) -> None:
+    """A setting that names another play's role default resolves in hopthu (which sees
+    every role a host gets) but is undefined in Ansible's play: this catches it offline."""
+    broken = [
+        f"{play} / {host}: {key}: {value}"
+        for play, host, _roles, values in _play_vars(inventory_dir)
+        for key, value in values.items() if isinstance(value, AssertionError)
+    ]
+    assert broken == []
