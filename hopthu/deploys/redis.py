@@ -21,10 +21,21 @@ its tasks, then its handlers (tests/unit/test_engine_shape.py checks it).
 
 from __future__ import annotations
 
+from pyinfra import host
+from pyinfra.facts.server import Command
 from pyinfra.operations import apt, server, systemd
 
 from hopthu.deploys import put_template
 from hopthu.deploys.mailhost import host_settings
+
+#: roles/redis/tasks/main.yml's statoverride step, the same shell.
+STATOVERRIDE_SCRIPT = (
+    'f=/etc/redis/redis.conf; '
+    '[ "$(dpkg-statoverride --list "$f")" = "root redis 640 $f" ] && exit 0; '
+    'dpkg-statoverride --remove "$f" >/dev/null 2>&1; '
+    'dpkg-statoverride --add root redis 640 "$f" && echo changed'
+)
+STATOVERRIDE_WANTED = "root redis 640 /etc/redis/redis.conf"
 
 #: The role's check handler (roles/redis/handlers/main.yml): PING must answer PONG.
 PING_SCRIPT = 'test "$(redis-cli -h 127.0.0.1 -p {port} ping)" = PONG'
@@ -39,11 +50,20 @@ def apply() -> None:
         packages=values["redis__packages"],
         present=True,
     )
+    # Read while the run is prepared; on a fresh host (no package yet) the
+    # step runs, as it does in Ansible.
+    current = host.get_fact(
+        Command, "dpkg-statoverride --list /etc/redis/redis.conf 2>/dev/null || true")
+    server.shell(
+        name="Register root as the owner of the Redis configuration with dpkg",
+        commands=[STATOVERRIDE_SCRIPT],
+        _if=lambda: (current or "").strip() != STATOVERRIDE_WANTED,
+    )
     config = put_template(
         name="Render the Redis configuration",
         template="etc/redis/redis.conf.j2",
         dest="/etc/redis/redis.conf",
-        user="redis",
+        user="root",
         group="redis",
         mode="0640",
         variables=values,

@@ -38,6 +38,7 @@ from pathlib import PurePosixPath
 
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
+from pyinfra.facts.files import Directory
 from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
@@ -143,13 +144,18 @@ def controller_copy(dkim_dir: str, domain: str, selector: str) -> str:
     return str(PurePosixPath(dkim_dir) / f"{selector}._domainkey.{domain}.txt")
 
 
-def find_drop_in_files(*, name: str, directories: Sequence[str]) -> list[str]:
+def find_drop_in_files(*, name: str, directories: Sequence[str]) -> list[str] | None:
     """The role's find task: every entry directly inside `directories`, read from the host.
 
     Read while pyinfra prepares the run, like Ansible's find task before its
-    removal task; a directory that does not exist yet has no entries.
+    removal task. None when a directory does not exist yet: the package that
+    makes it is installed by this very run, with files of its own (Debian's
+    rspamd ships module.conf.example in both), which pyinfra cannot list
+    before the run; remove_paths then decides on the host, at run time.
     """
     del name  # the step's name, for tests/unit/test_engine_shape.py
+    if any(host.get_fact(Directory, path=d) is None for d in directories):
+        return None
     quoted = " ".join(shlex.quote(d) for d in directories)
     listing = host.get_fact(
         Command, f"find {quoted} -mindepth 1 -maxdepth 1 -print 2>/dev/null || true"
@@ -158,11 +164,25 @@ def find_drop_in_files(*, name: str, directories: Sequence[str]) -> list[str]:
 
 
 @operation()
-def remove_paths(paths: list[str]):
+def remove_paths(paths: list[str] | None, directories: Sequence[str] = (),
+                 keep: Sequence[str] = ()):
     """Remove each of `paths` (files, links, or directories with their content).
 
-    + paths: absolute paths; nothing is yielded for an empty list
+    + paths: absolute paths; nothing is yielded for an empty list. None: the
+      entries were unknown when the run was prepared (find_drop_in_files), so
+      every entry of `directories` that is not in `keep` is removed on the
+      host at run time.
     """
+    if paths is None:
+        kept = " ".join(shlex.quote(k) for k in keep)
+        for directory in directories:
+            yield StringCommand(
+                "sh", "-c", shlex.quote(
+                    'for entry in "$1"/* "$1"/.[!.]*; do [ -e "$entry" ] || continue; '
+                    'mine=0; for k in $2; do [ "$entry" = "$k" ] && mine=1; done; '
+                    '[ "$mine" = 1 ] || rm -rf -- "$entry"; done'),
+                "purge", shlex.quote(directory), shlex.quote(kept))
+        return
     for path in paths:
         yield StringCommand("rm", "-rf", "--", shlex.quote(path))
 
@@ -485,7 +505,9 @@ def apply() -> None:
     )
     removed = remove_paths(
         name="Remove the files the role did not write from the Rspamd drop-in directories",
-        paths=[path for path in found if path not in MANAGED_FILES],
+        paths=None if found is None else [path for path in found if path not in MANAGED_FILES],
+        directories=DROP_IN_DIRS,
+        keep=sorted(MANAGED_FILES),
     )
     systemd.service(
         name="Enable and start Rspamd",
