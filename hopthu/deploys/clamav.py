@@ -28,6 +28,8 @@ its tasks, then its handlers (tests/unit/test_engine_shape.py checks it).
 
 from __future__ import annotations
 
+from pyinfra import host
+from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
@@ -36,6 +38,13 @@ from hopthu.deploys.mailhost import host_settings
 
 #: The role's checker, installed by "Render the ClamAV configuration checker".
 CHECKCONF = "/usr/local/lib/hopthu/clamav-checkconf"
+
+
+#: roles/clamav/tasks/main.yml's reset step, the same shell.
+RESET_ONCE_SCRIPT = (
+    "systemctl is-failed --quiet clamav-freshclam-once.service || exit 0; "
+    "systemctl reset-failed clamav-freshclam-once.service && echo changed"
+)
 
 
 def apply() -> None:
@@ -174,6 +183,19 @@ def apply() -> None:
             running=False,
             enabled=False,
         )
+    # The package runs the one-shot update once at install, which fails
+    # without a mirror and leaves the unit "failed": clear that record. Read
+    # while the run is prepared; on a fresh host the install happens in this
+    # run, so the step runs (and does nothing if the unit did not fail).
+    state_before = host.get_fact(
+        Command, "dpkg-query -W -f='${Status} ' clamav-freshclam 2>/dev/null; "
+                 "systemctl is-failed clamav-freshclam-once.service 2>/dev/null || true")
+    fresh = "install ok installed" not in (state_before or "")
+    server.shell(
+        name="Forget the failed first run of the one-shot freshclam unit",
+        commands=[RESET_ONCE_SCRIPT],
+        _if=lambda: fresh or (state_before or "").strip().endswith("failed"),
+    )
 
     # --- What the role's handlers do, in their order, only after a change ---------
 
