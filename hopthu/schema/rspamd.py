@@ -244,6 +244,12 @@ class RspamdSettings(SettingsModel):
             "where they let anyone bypass the filter)."
         )
     )
+    rspamd__symbol_weights: dict[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")], float] = Field(
+        description=(
+            "Symbol weights that differ from Rspamd's, SYMBOL -> weight (local.d/groups.conf); "
+            "R_MIXED_CHARSET is 0 because Vietnamese subjects trip it."
+        )
+    )
     rspamd__bayes_autolearn: bool = Field(
         description=(
             "Whether Bayes also learns by itself from clearly spam (rejected) and clearly "
