@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from layouts import SPLIT_HOSTS
 
 from hopthu import ROOT, pki
 from hopthu.settings import SettingsError, load_inventory
@@ -32,18 +33,6 @@ SITE = """
   roles: [dovecot]
 """
 
-SPLIT_HOSTS = """
-all:
-  children:
-    mail_mx:
-      hosts:
-        mx1:
-          ansible_host: 192.0.2.10
-    mail_store:
-      hosts:
-        store1:
-          ansible_host: 192.0.2.21
-"""
 
 
 @pytest.fixture

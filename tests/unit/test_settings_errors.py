@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from layouts import SPLIT_HOSTS
 
 from hopthu import ROOT
 from hopthu.cli import main
@@ -426,18 +427,7 @@ def test_the_filtering_tree_is_valid_as_it_stands(filter_project: Project) -> No
 
 
 def test_spam_learning_is_refused_on_a_store_without_rspamd(filter_project: Project) -> None:
-    filter_project.write("inventories/t/hosts.yml", """
-        all:
-          children:
-            mail_mx:
-              hosts:
-                mx1:
-                  ansible_host: 192.0.2.10
-            mail_store:
-              hosts:
-                store1:
-                  ansible_host: 192.0.2.21
-    """)
+    filter_project.write("inventories/t/hosts.yml", SPLIT_HOSTS)
     filter_project.write("inventories/t/group_vars/mail_store.yml", """
         dovecot__postfix_local: false
         dovecot__lmtp_port: 24
