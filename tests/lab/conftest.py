@@ -60,3 +60,34 @@ def converged_lab(ansible_converge, lab_hosts: dict[str, str]) -> dict[str, str]
         pytest.fail("the Ansible converge of the lab failed; see test_engines.py's output:\n"
                     + ansible_converge.output[-3000:])
     return lab_hosts
+
+
+#: The hosts whose journal a failing lab test carries in its report.
+EVIDENCE_HOSTS = ("mail1", "mail2")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """On a failing lab test, attach the mail hosts' journal for the test's
+    time window: CI keeps only the console, and a lab failure without the
+    daemons' own words (Postfix's dsn=, Dovecot's errors) cannot be read."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.passed or report.skipped or call.when == "teardown":
+        return
+    if os.geteuid() != 0:
+        return
+    from hopthu.lab import ssh_run
+    from hopthu.lab.machines import running_pid
+
+    since = int(call.start) - 5
+    for host in EVIDENCE_HOSTS:
+        if running_pid(host) is None:
+            continue
+        try:
+            rc, out, err = ssh_run(host, f"journalctl --no-pager -o short-precise --since=@{since} "
+                                         "| grep -v ' sshd\\[' | tail -n 150", timeout=30)
+        except Exception as exc:  # noqa: BLE001 - evidence is best effort
+            out, rc, err = "", 1, repr(exc)
+        report.sections.append((f"journal of {host} since the test began ({call.when})",
+                                out if rc == 0 else f"(could not read it: {err.strip()})"))

@@ -88,6 +88,16 @@ print(json.dumps(ids))
     )
 
     on_host("mail1", START, timeout=180)
+    # A delivery attempt that began while Dovecot was still down (the lmtp
+    # client spends about a second on a refused socket) can end after the
+    # flush and put its message back in the deferred queue with Postfix's
+    # 300 s minimal_backoff_time. That is a delay, not a loss: flush again
+    # (bounded) until nothing of this run is queued, then count the mailbox.
+    deadline = time.monotonic() + 90
+    while _queued_for(recipient) and time.monotonic() < deadline:
+        time.sleep(3)
+        on_host("mail1", "postqueue -f")
+    assert _queued_for(recipient) == 0, "messages are still queued 90 s after Dovecot came back"
     found = wait_for(binh, ["SUBJECT", token], count=COUNT, timeout=60)
     ids = [line.split(b":", 1)[1].strip().decode()
            for raw in found for line in raw.splitlines() if line.lower().startswith(b"message-id:")]
@@ -95,4 +105,3 @@ print(json.dumps(ids))
         f"after the flush {len(found)} messages arrived for {COUNT} sent; "
         f"missing {sorted(set(sent) - set(ids))}, extra {sorted(set(ids) - set(sent))}"
     )
-    assert _queued_for(recipient) == 0, "messages are still queued"
