@@ -19,6 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("hopthu.verify", "run the infra suite (tests/infra) against an inventory"),
     "pki": ("hopthu.pki_command", "prepare the mail hosts' TLS certificates on the controller"),
     "dns": ("hopthu.dns", "print the DNS records to publish for the ministry's mail domain"),
+    "accounts": ("hopthu.accounts.command",
+                 "check, plan and apply the accounts registry; reset a password"),
+    "directory": ("hopthu.accounts.directory_command",
+                  "build the e-mail directory (HTML, CSV, vCard, LDIF) from the registry"),
 }
 
 

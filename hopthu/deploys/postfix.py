@@ -94,6 +94,15 @@ def apply() -> None:
             variables=values,
         ),
         put_template(
+            name="Render the archived recipients query",
+            template="etc/postfix/sqlite/archived-recipients.cf.j2",
+            dest="/etc/postfix/sqlite/archived-recipients.cf",
+            user="root",
+            group="root",
+            mode="0644",
+            variables=values,
+        ),
+        put_template(
             name="Render the own-domain senders query",
             template="etc/postfix/sqlite/own-domain-senders.cf.j2",
             dest="/etc/postfix/sqlite/own-domain-senders.cf",

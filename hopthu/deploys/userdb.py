@@ -27,10 +27,14 @@ roles/userdb/ does the same steps, in the same order, under the same names
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+
 from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, operation
 from pyinfra.operations import apt, files
 
+from hopthu.accounts.registry import operator, registry_commit
 from hopthu.deploys import put_template
 from hopthu.deploys.mailhost import host_settings
 
@@ -56,16 +60,19 @@ class UserdbPending(FactBase):
 
 
 @operation(is_idempotent=False)
-def apply_userdb(tool: str, config: str, force: bool = False):
+def apply_userdb(tool: str, config: str, force: bool = False, commit: str = "",
+                 operator: str = ""):
     """Run `hopthu-userdb apply` when it would change something, or when forced.
 
     + tool: the hopthu-userdb path
     + config: its configuration file
     + force: run even if the check says nothing is pending (its input changes
       in this same deploy, which the check, run beforehand, cannot see)
+    + commit, operator: the registry's commit and who deploys, for the audit log
     """
     if force or host.get_fact(UserdbPending, tool=tool, config=config):
-        yield StringCommand(tool, "apply", config)
+        yield StringCommand(tool, "apply", config, "--commit", shlex.quote(commit),
+                            "--operator", shlex.quote(operator))
 
 
 def apply() -> None:
@@ -129,4 +136,6 @@ def apply() -> None:
         tool=TOOL,
         config=CONFIG,
         force=bool(schema.will_change or tool.will_change or config.will_change),
+        commit=registry_commit(Path(values["userdb__registry_file"]).parent),
+        operator=operator(),
     )

@@ -86,6 +86,15 @@ class UserdbSettings(SettingsModel):
     userdb__domains: list[DomainName] = Field(
         min_length=1, description="The mail domains the system is the final destination for."
     )
+    userdb__registry_file: str = Field(
+        pattern=r"^/.*/accounts\.yml$",
+        description=(
+            "The accounts registry the deploy applies: the inventory's accounts.yml "
+            "(DESIGN.md §4), read on the controller. When the file exists it manages every "
+            "mailbox, and one that leaves it is archived; without it only the lab's seed is "
+            "applied."
+        ),
+    )
     userdb__seed_accounts: list[SeedAccount] = Field(
         description=(
             "Lab only, until the accounts registry: mailboxes to create, each {address, "

@@ -165,6 +165,8 @@ def load_inventory(
         settings, host_issues = project.host(host)
         found[host] = settings
         issues.extend(host_issues)
+    if not issues:
+        issues.extend(project.registry_issues(found))
     if issues:
         raise SettingsError(
             issues, title=f"settings of inventory {project.inventory.name} are invalid",
@@ -223,6 +225,23 @@ class _Project:
             self.issues.append(self._file_issue(exc))
 
     # --- Helpers -----------------------------------------------------------------------
+
+    def registry_issues(self, hosts: dict[str, Settings]) -> list[SettingsIssue]:
+        """The problems of the inventory's accounts registry (accounts.yml), if it
+        has one: checked here so that a bad entry stops every engine before any
+        host is touched, as a bad setting does (hopthu/accounts/registry.py)."""
+        from hopthu.accounts.registry import RegistryError, load
+
+        domains: set[str] = set()
+        for settings in hosts.values():
+            domains.update(settings.values.get("userdb__domains") or ())
+        try:
+            load(self.inventory.directory, domains=domains or None,
+                 shown=self.shown(self.inventory.directory / "accounts.yml"))
+        except RegistryError as exc:
+            return [SettingsIssue(i.file, i.entry, NOTHING, i.message, line=i.line)
+                    for i in exc.issues]
+        return []
 
     def shown(self, path: Path) -> str:
         try:

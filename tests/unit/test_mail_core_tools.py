@@ -222,6 +222,8 @@ SETTINGS: dict[str, Any] = {
          "must_change": False, "delegates": ["an@moj.gov.vn"]},
     ],
     "userdb__seed_aliases": [{"address": "lienhe@moj.gov.vn", "targets": ["an@moj.gov.vn"]}],
+    # An inventory without an accounts registry (the registry tests give one).
+    "userdb__registry_file": "/nonexistent/inventory/accounts.yml",
 }
 
 

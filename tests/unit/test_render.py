@@ -254,6 +254,11 @@ def test_filter_plugins_provide_exactly_the_documented_filters() -> None:
         "dns_mta_sts_policy",
         "dns_reverse_zone",
         "dns_reverse_zone_records",
+        # filter_plugins/hopthu_accounts.py: the accounts registry (roles/userdb)
+        "accounts_registry",
+        "accounts_registry_present",
+        "accounts_registry_commit",
+        "accounts_operator",
     }
 
 

@@ -1,0 +1,65 @@
+"""Filters of the accounts registry (inventories/<env>/accounts.yml).
+
+Shared by both engines, like every filter here: Ansible loads this file as a
+filter plugin, hopthu.render imports the same file. The registry is read and
+checked by hopthu.accounts.registry, the code `hopthu settings check` runs
+before any host is touched; a registry that fails here has already stopped
+the run there, so this is only the second line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def accounts_registry(registry_file: str, domains: list[str]) -> list[dict[str, Any]]:
+    """The registry `registry_file` (an inventory's accounts.yml), checked and
+    normalized (hopthu.accounts.registry.load); [] when there is none."""
+    from pathlib import Path
+
+    from hopthu.accounts.registry import RegistryError, load
+
+    path = Path(registry_file)
+    try:
+        return load(path.parent, domains=set(domains), name=path.name)
+    except RegistryError as exc:
+        # Ansible shows a filter's exception message; so does hopthu.render.
+        raise ValueError(str(exc)) from None
+
+
+def accounts_registry_present(registry_file: str) -> bool:
+    """Whether the inventory keeps an accounts registry at all: then the
+    registry manages every mailbox, and one that leaves it is archived."""
+    from pathlib import Path
+
+    return Path(registry_file).is_file()
+
+
+def accounts_registry_commit(registry_file: str) -> str:
+    """The registry's git commit for the audit log (HEAD, "+changes" if the
+    file is not committed); read on the controller by both engines."""
+    from pathlib import Path
+
+    from hopthu.accounts.registry import registry_commit
+
+    return registry_commit(Path(registry_file).parent)
+
+
+def accounts_operator(_value: object = None) -> str:
+    """Who deploys, for the audit log: the controller's sudo user or login."""
+    from hopthu.accounts.registry import operator
+
+    return operator()
+
+
+class FilterModule:
+    """Ansible's entry point; hopthu.render loads it too."""
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "accounts_registry": accounts_registry,
+            "accounts_registry_present": accounts_registry_present,
+            "accounts_registry_commit": accounts_registry_commit,
+            "accounts_operator": accounts_operator,
+        }

@@ -1,0 +1,1 @@
+"""The accounts registry: validation, planning and the directory (DESIGN.md §4)."""
