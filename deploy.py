@@ -20,6 +20,7 @@ from hopthu.deploys import (
     dovecot,
     lab_peer,
     pki,
+    portal,
     postfix,
     redis,
     rspamd,
@@ -45,9 +46,11 @@ if "mail_mx" in host.groups:
     postfix.apply()
 if "mail_store" in host.groups:
     dovecot.apply()
+# site.yml's "Build the password portal" play.
+if "mail_store" in host.groups:
+    portal.apply()
 
-# Later issues add, in site.yml's order: the nginx portal (mail_store), the
-# borg repositories (mail_backup).
+# Later issues add, in site.yml's order: the borg repositories (mail_backup).
 
 # site.yml's lab_peer play, lab only: "the Internet", its DNS and a foreign
 # MTA, trusting the lab CA, with a certificate for its own name (DANE).

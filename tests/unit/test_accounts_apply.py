@@ -340,9 +340,10 @@ def test_change_password_clears_must_change_and_keeps_its_contract(
                   new=good) == (3, "wrong")
     assert change(host, capsys, monkeypatch, address="lienhe@moj.gov.vn", current="",
                   new=good) == (3, "wrong")
-    for new, reason in [("Short-1a", "policy:too-short"), (initial, "policy:reused"),
-                        ("xx-ANVN-2026-yy", "policy:contains-name"),
-                        ("onlylowercaseletters", "policy:classes")]:
+    for new, reason in [("Short-1a", "policy:too_short"), (initial, "policy:same_as_current"),
+                        ("xx-ANVN-2026-yy", "policy:contains_local_part"),
+                        ("onlylowercaseletters", "policy:too_few_classes"),
+                        ("Line\nBreak-2026", "policy:invalid_character")]:
         assert change(host, capsys, monkeypatch, address="anvn@moj.gov.vn", current=initial,
                       new=new) == (4, reason)
     assert host.sql("SELECT must_change FROM accounts WHERE address = 'anvn@moj.gov.vn'") == [(1,)]
