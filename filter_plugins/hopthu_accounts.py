@@ -9,6 +9,7 @@ the run there, so this is only the second line.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -18,14 +19,32 @@ def accounts_registry(registry_file: str, domains: list[str]) -> list[dict[str, 
     normalized (hopthu.accounts.registry.load); [] when there is none."""
     from pathlib import Path
 
-    from hopthu.accounts.registry import RegistryError, load
+    from hopthu.accounts.registry import RegistryError
 
     path = Path(registry_file)
     try:
-        return load(path.parent, domains=set(domains), name=path.name)
+        return _cached(path, frozenset(domains), _stamp(path))
     except RegistryError as exc:
         # Ansible shows a filter's exception message; so does hopthu.render.
         raise ValueError(str(exc)) from None
+
+
+def _stamp(path: Any) -> tuple[int, int]:
+    """What tells one version of the file from another: mtime and size."""
+    try:
+        info = path.stat()
+    except OSError:
+        return (0, -1)
+    return (info.st_mtime_ns, info.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached(path: Any, domains: frozenset[str], stamp: tuple[int, int]) -> list[dict[str, Any]]:
+    """One check of a registry per process and version of the file: pyinfra
+    renders userdb.conf for every host from the same file."""
+    from hopthu.accounts.registry import load
+
+    return load(path.parent, domains=set(domains), name=path.name)
 
 
 def accounts_registry_present(registry_file: str) -> bool:

@@ -70,6 +70,7 @@ class Host:
         # A fake, reversible "hash": enough to tell which password was set.
         self.tool.hash_password = lambda secret, scheme: "{PLAIN}" + secret
         self.tool.password_matches = lambda stored, secret: stored == "{PLAIN}" + secret
+        self.tool.hash_initial = lambda secrets: ["{PLAIN}" + s for s in secrets]
 
     def registry(self, entries: list[dict[str, Any]]) -> None:
         (self.inventory / "accounts.yml").write_text(
@@ -363,3 +364,29 @@ def test_change_password_clears_must_change_and_keeps_its_contract(
     host.apply(capsys)
     assert change(host, capsys, monkeypatch, address="anvn@moj.gov.vn", current=good,
                   new=good + "x") == (5, "inactive:archived")
+
+
+def test_initial_passwords_are_salted_sha512_that_dovecot_reads(tmp_path: Path) -> None:
+    """The real hash_initial: Dovecot's SSHA512, base64(sha512(secret + salt) + salt),
+    one hash per secret, in order, each with its own salt."""
+    import base64
+    import hashlib
+
+    tool = Host(tmp_path).tool
+    spec = importlib.util.spec_from_file_location("hopthu_userdb_real", tmp_path / "tool.py")
+    assert spec is not None and spec.loader is not None
+    real = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(real)
+    secrets = [tool.initial_password() for _ in range(3)]
+    hashes = real.hash_initial(secrets)
+    assert len(hashes) == 3
+    salts = set()
+    for secret, hashed in zip(secrets, hashes):
+        assert hashed.startswith("{SSHA512}")
+        raw = base64.b64decode(hashed.removeprefix("{SSHA512}"))
+        digest, salt = raw[:64], raw[64:]
+        assert len(salt) == 16
+        assert hashlib.sha512(secret.encode() + salt).digest() == digest
+        assert hashlib.sha512(b"x" + secret.encode() + salt).digest() != digest
+        salts.add(salt)
+    assert len(salts) == 3
