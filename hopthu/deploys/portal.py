@@ -123,6 +123,33 @@ def apply() -> None:
         mode="0644",
         variables=values,
     )
+    for path in ("/usr/local/share/hopthu/www/mail", "/usr/local/share/hopthu/www/autodiscover"):
+        files.directory(
+            name="Create the client setup directories",
+            path=path,
+            present=True,
+            user="root",
+            group="root",
+            mode="0755",
+        )
+    put_template(
+        name="Render the Thunderbird autoconfig",
+        template="usr/local/share/hopthu/www/mail/config-v1.1.xml.j2",
+        dest="/usr/local/share/hopthu/www/mail/config-v1.1.xml",
+        user="root",
+        group="root",
+        mode="0644",
+        variables=values,
+    )
+    put_template(
+        name="Render the Outlook autodiscover",
+        template="usr/local/share/hopthu/www/autodiscover/autodiscover.xml.j2",
+        dest="/usr/local/share/hopthu/www/autodiscover/autodiscover.xml",
+        user="root",
+        group="root",
+        mode="0644",
+        variables=values,
+    )
     default_site = files.file(
         name="Remove Debian's default nginx site",
         path="/etc/nginx/sites-enabled/default",

@@ -51,7 +51,26 @@ class PortalSettings(SettingsModel):
         description="The IMAP host name shown on the success page."
     )
 
+    portal__smtp_host: DomainName = Field(
+        description="The submission host (465, 587) the client setup files announce."
+    )
+    portal__imaps_port: Port = Field(
+        description="The IMAPS port the client setup files announce: dovecot__imaps_port."
+    )
+    portal__pop3s_port: Port = Field(
+        description="The POP3S port the client setup files announce: dovecot__pop3s_port."
+    )
+
     def cross_checks(self) -> Iterator[CrossCheck]:
+        for mine, theirs in (("portal__imaps_port", "dovecot__imaps_port"),
+                             ("portal__pop3s_port", "dovecot__pop3s_port")):
+            real = getattr(self, theirs, None)
+            if real is not None and getattr(self, mine) != real:
+                yield CrossCheck(
+                    (mine,), getattr(self, mine),
+                    f"differs from {theirs} ({real}): mail clients would be set up with a "
+                    f"port Dovecot does not serve", f"the same port as {theirs}",
+                )
         if self.portal__app_port == self.portal__https_port:
             yield CrossCheck(
                 ("portal__app_port",), self.portal__app_port,
