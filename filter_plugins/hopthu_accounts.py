@@ -47,6 +47,36 @@ def _cached(path: Any, domains: frozenset[str], stamp: tuple[int, int]) -> list[
     return load(path.parent, domains=set(domains), name=path.name)
 
 
+@functools.lru_cache(maxsize=4)
+def _directory(path: Any, stamp: tuple[int, int]) -> dict[str, str]:
+    import hashlib
+
+    from hopthu.accounts.directory import render_all
+    from hopthu.accounts.registry import load
+
+    entries = load(path.parent, name=path.name)
+    # The footer names the registry's content, not a time: the same registry
+    # publishes the same bytes, so a second deploy changes nothing.
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    files = render_all(entries, generated=f"sổ đăng ký {digest}")
+    return {name: content.decode("utf-8") for name, content in files.items()}
+
+
+def accounts_directory(registry_file: str, name: str) -> str:
+    """One file of the e-mail directory (Art. 5) built from the registry:
+    index.html, directory.csv, directory.vcf or directory.ldif
+    (hopthu/accounts/directory.py); "" when there is no registry."""
+    from pathlib import Path
+
+    path = Path(registry_file)
+    if not path.is_file():
+        return ""
+    files = _directory(path, _stamp(path))
+    if name not in files:
+        raise ValueError(f"accounts_directory: {name!r} is not one of {', '.join(files)}")
+    return files[name]
+
+
 def accounts_registry_present(registry_file: str) -> bool:
     """Whether the inventory keeps an accounts registry at all: then the
     registry manages every mailbox, and one that leaves it is archived."""
@@ -81,4 +111,5 @@ class FilterModule:
             "accounts_registry_present": accounts_registry_present,
             "accounts_registry_commit": accounts_registry_commit,
             "accounts_operator": accounts_operator,
+            "accounts_directory": accounts_directory,
         }

@@ -14,6 +14,9 @@ the file in a scratch place; the real one is not touched). A deploy after an
 apply therefore changes nothing, and an apply after a deploy neither. The
 host must have been deployed once (the tool and the schema are the role's).
 
+On a store host, apply then publishes the directory built from the same
+registry (/danh-ba/, as the deploy does), so it changes in the same run.
+
 Every change is appended to /var/log/hopthu/accounts.log on the host with the
 registry's commit and the operator. New initial passwords are written by the
 host to /var/lib/hopthu/userdb/initial-passwords/ (0600, root); `apply`
@@ -40,6 +43,7 @@ from hopthu import ROOT
 CONFIG = "/etc/hopthu/userdb/userdb.conf"
 TOOL = "/usr/local/sbin/hopthu-userdb"
 PASSWORDS_DIR = "/var/lib/hopthu/userdb/initial-passwords"
+DIRECTORY = "/usr/local/share/hopthu/www/danh-ba"
 INVALID = 2
 
 
@@ -179,8 +183,39 @@ def _apply(name: str, settings: Any, *, check: bool) -> int:
         print(f"{name}: failed (exit {result.returncode}); nothing was committed on this host",
               file=sys.stderr)
         return 1
-    if not check:
-        return _collect_passwords(name, settings)
+    if check:
+        return 0
+    status = _collect_passwords(name, settings)
+    if "mail_store" in settings.context["group_names"]:
+        status |= _publish_directory(name, settings)
+    return status
+
+
+def _publish_directory(name: str, settings: Any) -> int:
+    """The directory of the registry just applied, as the deploy publishes it
+    (roles/portal, "Publish the e-mail directory"), in the same run (Art. 6)."""
+    from hopthu.render import load_filters
+
+    filters = load_filters()
+    registry = settings.values.get("portal__registry_file")
+    if not registry or not filters["accounts_registry_present"](registry):
+        return 0
+    changed = []
+    for file in ("index.html", "directory.csv", "directory.vcf", "directory.ldif"):
+        dest = f"{DIRECTORY}/{file}"
+        result = _ssh(settings, f"test -d {DIRECTORY} || {{ echo 'no {DIRECTORY}: deploy the "
+                                f"portal role first' >&2; exit 3; }}; f=$(mktemp {dest}.XXXXXX) "
+                                f"&& cat > \"$f\" && chmod 0644 \"$f\" && if cmp -s \"$f\" {dest}; "
+                                f"then rm -f \"$f\"; else mv -f \"$f\" {dest} && echo changed; fi",
+                      input=filters["accounts_directory"](registry, file))
+        if result.returncode != 0:
+            print(f"{name}: the directory was not published: {result.stderr.strip()}",
+                  file=sys.stderr)
+            return 1
+        if "changed" in result.stdout:
+            changed.append(file)
+    print(f"{name}: directory " + (f"published ({', '.join(changed)})" if changed
+                                   else "unchanged"))
     return 0
 
 

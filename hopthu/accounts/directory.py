@@ -662,3 +662,16 @@ def build(
         paths[fmt] = outdir / name
         _write(paths[fmt], data[fmt])
     return paths
+
+
+def render_all(entries: Sequence[Entry], *, title: str = DEFAULT_TITLE, generated: str,
+               base_dn: str = BASE_DN) -> dict[str, bytes]:
+    """The four files' bytes by file name (FILES' values), as build() writes them."""
+    rows = ordered(entries)
+    data = {
+        "html": render_html(rows, title=title, generated=generated),
+        "csv": render_csv(rows),
+        "vcf": render_vcard(rows),
+        "ldif": render_ldif(rows, base_dn=base_dn),
+    }
+    return {FILES[fmt]: content for fmt, content in data.items()}

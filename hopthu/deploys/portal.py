@@ -21,6 +21,8 @@ its tasks, then its handlers (tests/unit/test_engine_shape.py checks it).
 
 from __future__ import annotations
 
+import io
+
 from pyinfra import host
 from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, server, systemd
@@ -28,6 +30,7 @@ from pyinfra.operations.util import any_changed
 
 from hopthu.deploys import put_template
 from hopthu.deploys.mailhost import host_settings
+from hopthu.render import load_filters
 
 #: roles/portal/tasks/main.yml's session key step, the same shell.
 SESSION_KEY_SCRIPT = (
@@ -35,6 +38,9 @@ SESSION_KEY_SCRIPT = (
     "chgrp hopthu-portal /etc/hopthu/portal/secret.key.new && "
     "mv /etc/hopthu/portal/secret.key.new /etc/hopthu/portal/secret.key"
 )
+
+#: The e-mail directory's files (roles/portal's "Publish the e-mail directory" loop).
+DIRECTORY_FILES = ("index.html", "directory.csv", "directory.vcf", "directory.ldif")
 
 #: The role's check handler: /healthz must answer within 20 s.
 HEALTH_SCRIPT = (
@@ -150,6 +156,27 @@ def apply() -> None:
         mode="0644",
         variables=values,
     )
+    files.directory(
+        name="Create the directory's publication directory",
+        path="/usr/local/share/hopthu/www/danh-ba",
+        present=True,
+        user="root",
+        group="root",
+        mode="0755",
+    )
+    # The same filters the role's copy task calls (filter_plugins/hopthu_accounts.py).
+    filters = load_filters()
+    registry = values["portal__registry_file"]
+    if filters["accounts_registry_present"](registry):
+        for name in DIRECTORY_FILES:
+            files.put(
+                name="Publish the e-mail directory",
+                src=io.BytesIO(filters["accounts_directory"](registry, name).encode("utf-8")),
+                dest=f"/usr/local/share/hopthu/www/danh-ba/{name}",
+                user="root",
+                group="root",
+                mode="0644",
+            )
     default_site = files.file(
         name="Remove Debian's default nginx site",
         path="/etc/nginx/sites-enabled/default",

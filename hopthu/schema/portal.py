@@ -61,6 +61,14 @@ class PortalSettings(SettingsModel):
         description="The POP3S port the client setup files announce: dovecot__pop3s_port."
     )
 
+    portal__registry_file: str = Field(
+        pattern=r"^/.*/accounts\.yml$",
+        description=(
+            "The accounts registry the e-mail directory is built from (the inventory's "
+            "accounts.yml; no directory is published without it)."
+        ),
+    )
+
     def cross_checks(self) -> Iterator[CrossCheck]:
         for mine, theirs in (("portal__imaps_port", "dovecot__imaps_port"),
                              ("portal__pop3s_port", "dovecot__pop3s_port")):

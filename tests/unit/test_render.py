@@ -259,6 +259,7 @@ def test_filter_plugins_provide_exactly_the_documented_filters() -> None:
         "accounts_registry_present",
         "accounts_registry_commit",
         "accounts_operator",
+        "accounts_directory",
     }
 
 
