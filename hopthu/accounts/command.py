@@ -4,6 +4,7 @@
     hopthu accounts plan  --inventory production      # what apply would change
     hopthu accounts apply --inventory production      # change the user databases
     hopthu accounts reset-password ADDRESS --ticket REF --inventory production
+    hopthu accounts handover UNIT --to NEW_OWNER --ticket REF --inventory production
     hopthu accounts suggest "Nguyễn Văn An" --inventory production
 
 `plan` and `apply` do on every userdb host (mail_mx and mail_store) what the
@@ -61,6 +62,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     reset.add_argument("--ticket", required=True,
                        help="the request's reference (letter or mail to support@), logged")
     reset.add_argument("--inventory", "-i", default="lab")
+    handover = actions.add_parser(
+        "handover", help="give a unit mailbox to its new head (Art. 13): owner, password")
+    handover.add_argument("unit", help="the unit mailbox's address")
+    handover.add_argument("--to", required=True, dest="new_owner",
+                          help="the new head's personal address (an active entry)")
+    handover.add_argument("--ticket", required=True, help="the decision's reference, logged")
+    handover.add_argument("--inventory", "-i", default="lab")
     suggest = actions.add_parser("suggest", help="suggest an account name for a full name")
     suggest.add_argument("full_name")
     suggest.add_argument("--inventory", "-i", default="lab")
@@ -85,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "suggest":
         return _suggest(args.full_name, hosts)
+    if args.action == "handover":
+        return _handover(args, hosts)
     targets = [name for name, s in hosts.items()
                if {"mail_mx", "mail_store"} & set(s.context["group_names"])]
     if args.action == "reset-password":
@@ -107,6 +117,38 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     for name in targets:
         status |= _apply(name, hosts[name], check=args.action == "plan")
+    return status
+
+
+def _handover(args: argparse.Namespace, hosts: dict[str, Any]) -> int:
+    """Art. 13: the unit mailbox, its password and all its content go to the new
+    head. The registry's owner is rewritten (only that value), the registry is
+    applied everywhere (the former owner loses send-as at once), and the unit
+    mailbox gets a new must-change password for its new head; no message is
+    touched. The change to accounts.yml is then to be committed."""
+    from hopthu.accounts.registry import RegistryError, set_owner
+
+    inventory_dir = next(iter(hosts.values())).context["inventory_dir"]
+    try:
+        former = set_owner(inventory_dir, args.unit, args.new_owner)
+    except RegistryError as exc:
+        print(exc, file=sys.stderr)
+        print("hopthu accounts handover: nothing was changed", file=sys.stderr)
+        return INVALID
+    print(f"{args.unit}: owner {former} -> {args.new_owner} in {inventory_dir}/accounts.yml")
+    targets = [n for n, s in hosts.items()
+               if {"mail_mx", "mail_store"} & set(s.context["group_names"])]
+    status = 0
+    for name in targets:
+        status |= _apply(name, hosts[name], check=False)
+    if status:
+        return status
+    for name in targets:
+        if hosts[name].values.get("userdb__passwords_enabled"):
+            status |= _reset(name, hosts[name], args.unit, args.ticket)
+    if not status:
+        print(f"handover done: commit {inventory_dir}/accounts.yml (ticket {args.ticket}), and "
+              f"give the new password of {args.unit} to {args.new_owner}")
     return status
 
 

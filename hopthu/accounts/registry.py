@@ -419,3 +419,37 @@ def _cross_checks(entries: list[dict[str, Any]], issues: list[RegistryIssue], fi
             if other is not None and other["state"] != "active":
                 problem(entry, f"forward_to {entry['forward_to']} is not active: mail to "
                                f"this archived mailbox would bounce")
+
+
+def set_owner(inventory_dir: str | Path, unit: str, new_owner: str) -> str:
+    """Rewrite the `owner:` of the unit mailbox `unit` in accounts.yml to
+    `new_owner`, in place: only that value changes, every comment and line
+    stays. Returns the former owner. The result is checked like any registry
+    before it is written (a new owner must be an active personal mailbox);
+    on a problem the file is left as it was and RegistryError says why."""
+    path = registry_path(inventory_dir)
+    text = path.read_text(encoding="utf-8")
+    node = yaml.compose(text, Loader=_LOADER)
+    target = None
+    for key, value in node.value if isinstance(node, yaml.MappingNode) else []:
+        if key.value != "accounts" or not isinstance(value, yaml.SequenceNode):
+            continue
+        for item in value.value:
+            fields = {k.value: v for k, v in item.value} if isinstance(item, yaml.MappingNode) \
+                else {}
+            if getattr(fields.get("address"), "value", None) == unit:
+                target = fields
+    if target is None or getattr(target.get("kind"), "value", None) != "unit":
+        raise RegistryError([RegistryIssue(str(path), None, unit,
+                                           f"{unit} is not a unit mailbox of the registry")],
+                            str(path))
+    owner = target.get("owner")
+    if not isinstance(owner, yaml.ScalarNode):
+        raise RegistryError([RegistryIssue(str(path), None, unit,
+                                           f"{unit} has no owner: value to replace")], str(path))
+    start, end = owner.start_mark.index, owner.end_mark.index
+    updated = text[:start] + new_owner + text[end:]
+    data = yaml.load(updated, Loader=_LOADER)
+    validate(data["accounts"], file=str(path), lines=lambda: _lines(updated))
+    path.write_text(updated, encoding="utf-8")
+    return owner.value

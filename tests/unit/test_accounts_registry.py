@@ -209,3 +209,30 @@ def test_a_legacy_encoded_name_is_refused_with_the_intended_text(pasted: str, en
     assert len(found) == 1, found
     assert f"display_name looks like {encoding}" in found[0]
     assert f'is probably "{meant}"' in found[0]
+
+
+@pytest.mark.control("ART13-HANDOVER")
+def test_handover_rewrites_only_the_owner_and_refuses_a_bad_new_owner(tmp_path: Path) -> None:
+    from hopthu.accounts.registry import set_owner
+
+    entries = copy.deepcopy(GOOD) + [{
+        "address": "chilm@moj.gov.vn", "kind": "personal", "staff_id": "BTP-00019",
+        "unit": "Văn phòng Bộ", "display_name": "Lê Minh Chí"}]
+    body = yaml.safe_dump({"accounts": entries}, allow_unicode=True, sort_keys=False)
+    text = "---\n# Sổ đăng ký: a comment that must survive\n" + body.replace(
+        "- address: vanphong", "# the office's mailbox\n- address: vanphong")
+    path = tmp_path / "accounts.yml"
+    path.write_text(text, encoding="utf-8")
+    for unit, new, expected in [
+        ("vanphong@moj.gov.vn", "anvn@moj.gov.vn", "is also listed as a delegate"),
+        ("vanphong@moj.gov.vn", "cu@moj.gov.vn", "is a archived personal entry"),
+        ("vanphong@moj.gov.vn", "khong@moj.gov.vn", "is not in the registry"),
+        ("lienhe@moj.gov.vn", "chilm@moj.gov.vn", "is not a unit mailbox of the registry"),
+    ]:
+        with pytest.raises(RegistryError, match=expected):
+            set_owner(tmp_path, unit, new)
+        assert path.read_text(encoding="utf-8") == text
+    assert set_owner(tmp_path, "vanphong@moj.gov.vn", "chilm@moj.gov.vn") == "binhtt@moj.gov.vn"
+    after = path.read_text(encoding="utf-8")
+    assert after == text.replace("owner: binhtt@moj.gov.vn", "owner: chilm@moj.gov.vn")
+    assert load(tmp_path, domains=DOMAINS)[2]["owner"] == "chilm@moj.gov.vn"
