@@ -244,10 +244,15 @@ class RspamdSettings(SettingsModel):
             "where they let anyone bypass the filter)."
         )
     )
-    rspamd__symbol_weights: dict[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")], float] = Field(
+    rspamd__symbol_weights: dict[
+        Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")],
+        dict[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")], float],
+    ] = Field(
         description=(
-            "Symbol weights that differ from Rspamd's, SYMBOL -> weight (local.d/groups.conf); "
-            "R_MIXED_CHARSET is 0 because Vietnamese subjects trip it."
+            "Symbol weights that differ from Rspamd's, by the group Rspamd defines each in "
+            "(/etc/rspamd/scores.d/<group>_group.conf): group -> SYMBOL -> weight "
+            "(local.d/groups.conf). R_MIXED_CHARSET (group headers) is 0 because Vietnamese "
+            "text trips it."
         )
     )
     rspamd__bayes_autolearn: bool = Field(
