@@ -233,15 +233,27 @@ class _Project:
         from hopthu.accounts.registry import RegistryError, load
 
         domains: set[str] = set()
+        seeded: set[str] = set()
         for settings in hosts.values():
             domains.update(settings.values.get("userdb__domains") or ())
+            for key in ("userdb__seed_accounts", "userdb__seed_aliases"):
+                seeded.update(a["address"] for a in settings.values.get(key) or ())
+        shown = self.shown(self.inventory.directory / "accounts.yml")
         try:
-            load(self.inventory.directory, domains=domains or None,
-                 shown=self.shown(self.inventory.directory / "accounts.yml"))
+            entries = load(self.inventory.directory, domains=domains or None, shown=shown)
         except RegistryError as exc:
             return [SettingsIssue(i.file, i.entry, NOTHING, i.message, line=i.line)
                     for i in exc.issues]
-        return []
+        # The lab's seed (userdb__seed_*) and the registry must not both own an
+        # address: the host tool would refuse it, after other roles had run.
+        return [
+            SettingsIssue(shown, f"accounts[{index}] ({entry['address']})", NOTHING,
+                          f"{address} is also one of the lab's seed accounts or aliases "
+                          f"(userdb__seed_accounts, userdb__seed_aliases)",
+                          "an address in one place only: rename it here, or drop the seed")
+            for index, entry in enumerate(entries)
+            for address in (entry["address"], *entry["previous"]) if address in seeded
+        ]
 
     def shown(self, path: Path) -> str:
         try:

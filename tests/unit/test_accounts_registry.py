@@ -236,3 +236,24 @@ def test_handover_rewrites_only_the_owner_and_refuses_a_bad_new_owner(tmp_path: 
     after = path.read_text(encoding="utf-8")
     assert after == text.replace("owner: binhtt@moj.gov.vn", "owner: chilm@moj.gov.vn")
     assert load(tmp_path, domains=DOMAINS)[2]["owner"] == "chilm@moj.gov.vn"
+
+
+def test_the_settings_check_refuses_a_registry_address_the_lab_also_seeds(tmp_path: Path) -> None:
+    """The host tool would refuse it too, but only after other roles had run:
+    the settings check (both engines' first step) stops it before any host."""
+    import shutil
+
+    from hopthu import ROOT
+    from hopthu.settings import SettingsError, load_inventory
+
+    inventory = tmp_path / "lab"
+    shutil.copytree(ROOT / "inventories" / "lab", inventory)
+    text = (inventory / "accounts.yml").read_text(encoding="utf-8")
+    (inventory / "accounts.yml").write_text(
+        text.replace("address: vanphongbo@moj.gov.vn", "address: vanphong@moj.gov.vn"),
+        encoding="utf-8")
+    with pytest.raises(SettingsError) as info:
+        load_inventory(inventory, root=ROOT)
+    [issue] = info.value.errors
+    assert issue.key == "accounts[2] (vanphong@moj.gov.vn)"
+    assert "also one of the lab's seed accounts" in issue.message
