@@ -129,6 +129,11 @@ def apply() -> None:
         mode="0644",
         variables=values,
     )
+    # Now, not at the end: the unit is enabled and started below as written.
+    systemd.daemon_reload(
+        name="Reload systemd units after a portal unit change",
+        _if=unit.did_change,
+    )
     for path in ("/usr/local/share/hopthu/www/mail", "/usr/local/share/hopthu/www/autodiscover"):
         files.directory(
             name="Create the client setup directories",
@@ -196,7 +201,6 @@ def apply() -> None:
         service="hopthu-portal.service",
         running=True,
         enabled=True,
-        daemon_reload=True,
     )
     systemd.service(
         name="Enable and start nginx",
@@ -213,7 +217,6 @@ def apply() -> None:
         service="hopthu-portal.service",
         running=True,
         restarted=True,
-        daemon_reload=True,
         _if=restart,
     )
     server.shell(
