@@ -62,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     reset.add_argument("--ticket", required=True,
                        help="the request's reference (letter or mail to support@), logged")
     reset.add_argument("--inventory", "-i", default="lab")
+    reset.add_argument("--limit", "-l", help="only these store hosts (comma-separated)")
     handover = actions.add_parser(
         "handover", help="give a unit mailbox to its new head (Art. 13): owner, password")
     handover.add_argument("unit", help="the unit mailbox's address")
@@ -69,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           help="the new head's personal address (an active entry)")
     handover.add_argument("--ticket", required=True, help="the decision's reference, logged")
     handover.add_argument("--inventory", "-i", default="lab")
+    handover.add_argument("--limit", "-l", help="only these hosts (comma-separated)")
     suggest = actions.add_parser("suggest", help="suggest an account name for a full name")
     suggest.add_argument("full_name")
     suggest.add_argument("--inventory", "-i", default="lab")
@@ -93,10 +95,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "suggest":
         return _suggest(args.full_name, hosts)
-    if args.action == "handover":
-        return _handover(args, hosts)
     targets = [name for name, s in hosts.items()
                if {"mail_mx", "mail_store"} & set(s.context["group_names"])]
+    if args.limit:
+        wanted = set(args.limit.split(","))
+        unknown = wanted - set(targets)
+        if unknown:
+            print(f"hopthu accounts: --limit names {', '.join(sorted(unknown))}, not a userdb "
+                  f"host of this inventory ({', '.join(targets)})", file=sys.stderr)
+            return INVALID
+        targets = [t for t in targets if t in wanted]
+    if args.action == "handover":
+        return _handover(args, hosts, targets)
     if args.action == "reset-password":
         stores = [h for h in targets if hosts[h].values.get("userdb__passwords_enabled")]
         if not stores:
@@ -106,21 +116,13 @@ def run(args: argparse.Namespace) -> int:
         for name in stores:
             status |= _reset(name, hosts[name], args.address, args.ticket)
         return status
-    if args.limit:
-        wanted = set(args.limit.split(","))
-        unknown = wanted - set(targets)
-        if unknown:
-            print(f"hopthu accounts: --limit names {', '.join(sorted(unknown))}, not a userdb "
-                  f"host of this inventory ({', '.join(targets)})", file=sys.stderr)
-            return INVALID
-        targets = [t for t in targets if t in wanted]
     status = 0
     for name in targets:
         status |= _apply(name, hosts[name], check=args.action == "plan")
     return status
 
 
-def _handover(args: argparse.Namespace, hosts: dict[str, Any]) -> int:
+def _handover(args: argparse.Namespace, hosts: dict[str, Any], targets: list[str]) -> int:
     """Art. 13: the unit mailbox, its password and all its content go to the new
     head. The registry's owner is rewritten (only that value), the registry is
     applied everywhere (the former owner loses send-as at once), and the unit
@@ -136,8 +138,6 @@ def _handover(args: argparse.Namespace, hosts: dict[str, Any]) -> int:
         print("hopthu accounts handover: nothing was changed", file=sys.stderr)
         return INVALID
     print(f"{args.unit}: owner {former} -> {args.new_owner} in {inventory_dir}/accounts.yml")
-    targets = [n for n, s in hosts.items()
-               if {"mail_mx", "mail_store"} & set(s.context["group_names"])]
     status = 0
     for name in targets:
         status |= _apply(name, hosts[name], check=False)

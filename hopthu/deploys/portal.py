@@ -68,6 +68,8 @@ def apply() -> None:
         shell="/usr/sbin/nologin",
         home="/nonexistent",
         create_home=False,
+        # pyinfra would otherwise make /nonexistent, owned by the user.
+        ensure_home=False,
     )
     files.directory(
         name="Create the portal settings directory",
@@ -182,7 +184,8 @@ def apply() -> None:
                 group="root",
                 mode="0644",
             )
-    default_site = files.file(
+    # Debian ships it as a symbolic link to sites-available/default.
+    default_site = files.link(
         name="Remove Debian's default nginx site",
         path="/etc/nginx/sites-enabled/default",
         present=False,
