@@ -50,8 +50,12 @@ pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("mail_core")]
 DOMAIN = "moj.gov.vn"
 USERS_DB = "/var/lib/hopthu/userdb/users.sqlite"
 AUDIT_LOG = "/var/log/hopthu/accounts.log"
-NEWCOMER = {"address": f"thutv@{DOMAIN}", "kind": "personal", "staff_id": "LAB-0901",
-            "unit": "Vụ Pháp chế", "display_name": "Trần Văn Thư", "quota": "100 MiB"}
+#: This run's own accounts: a lab that ran these tests before keeps their
+#: accounts, archived (never deleted), so each run creates new ones.
+RUN = uuid.uuid4().hex[:6]
+NEWCOMER = {"address": f"thutv{RUN}@{DOMAIN}", "kind": "personal",
+            "staff_id": f"LAB-{RUN.upper()}-1", "unit": "Vụ Pháp chế",
+            "display_name": "Trần Văn Thư", "quota": "100 MiB"}
 
 
 def lab_registry() -> list[dict[str, Any]]:
@@ -276,7 +280,7 @@ def test_create_first_login_archive_forward_restore_rename_and_reset(scratch: Sc
     assert login_error(who, chosen) != ""
     replies = from_peer(who, f"<{uuid.uuid4().hex}@peer.test>")
     assert replies[2][0] == 550 and "5.1.6" in replies[2][1] and "archived" in replies[2][1]
-    on_host("mail1", f"grep -rlF {shlex.quote(kept)} /var/vmail/{DOMAIN}/thutv/Maildir")
+    on_host("mail1", f"grep -rlF {shlex.quote(kept)} /var/vmail/{DOMAIN}/thutv{RUN}/Maildir")
 
     # Archive with a forward: its mail goes to the unit's chosen address.
     scratch.registry(lab_registry() + [dict(archived, forward_to=binh.address)])
@@ -292,11 +296,11 @@ def test_create_first_login_archive_forward_restore_rename_and_reset(scratch: Sc
     assert [hashlib.sha256(r).hexdigest() for r in fetch_by_message_id(user, kept)] == [digest]
 
     # Rename: the mail moves with the account; the old address still receives.
-    renamed = dict(NEWCOMER, address=f"thutran@{DOMAIN}", previous=[who])
+    renamed = dict(NEWCOMER, address=f"thutran{RUN}@{DOMAIN}", previous=[who])
     scratch.registry(lab_registry() + [renamed])
     result = scratch.apply()
-    assert f"account {who}: renamed to thutran@{DOMAIN}" in result.stdout
-    moved = Account(f"thutran@{DOMAIN}", chosen, NEWCOMER["display_name"], 100 << 20)
+    assert f"account {who}: renamed to thutran{RUN}@{DOMAIN}" in result.stdout
+    moved = Account(f"thutran{RUN}@{DOMAIN}", chosen, NEWCOMER["display_name"], 100 << 20)
     assert [hashlib.sha256(r).hexdigest() for r in fetch_by_message_id(moved, kept)] == [digest]
     via_old = f"<{uuid.uuid4().hex}@peer.test>"
     assert from_peer(who, via_old)[2][0] == 250
@@ -634,8 +638,8 @@ def restart_portal() -> None:
 def test_the_holder_sets_a_password_in_the_portal_and_mail_works_at_once(
     scratch: Scratch,
 ) -> None:
-    who = f"lanpt@{DOMAIN}"
-    entry = {"address": who, "kind": "personal", "staff_id": "LAB-0903",
+    who = f"lanpt{RUN}@{DOMAIN}"
+    entry = {"address": who, "kind": "personal", "staff_id": f"LAB-{RUN.upper()}-3",
              "unit": "Văn phòng Bộ", "display_name": "Phạm Thị Lan", "quota": "100 MiB"}
     scratch.registry(lab_registry() + [entry])
     scratch.apply()

@@ -164,7 +164,7 @@ def test_archive_refuses_then_forwards_then_restores(host: Host, capsys: Any) ->
     out = host.apply(capsys)
     assert "changed: account anvn@moj.gov.vn: state 'active' -> 'archived'" in out
     assert host.postfix("archived") == [(
-        "anvn@moj.gov.vn", ("REJECT 5.1.6 <anvn@moj.gov.vn>: this mailbox was archived and "
+        "anvn@moj.gov.vn", ("550 5.1.6 <anvn@moj.gov.vn>: this mailbox was archived and "
         "receives no more mail; write to its unit instead"))]
     assert ("anvn@moj.gov.vn",) not in host.postfix("mailboxes")
     assert host.sql("SELECT count(*) FROM login_passdb WHERE user = 'anvn@moj.gov.vn'") == [(0,)]
@@ -310,8 +310,8 @@ def test_an_older_database_is_migrated_with_its_accounts(tmp_path: Path, capsys:
                    "password) VALUES ('cu@moj.gov.vn', 'cu', 'moj.gov.vn', 'personal', 'Cũ', "
                    "'{PLAIN}x')")
     out = host.apply(capsys)
-    assert any("migrated" in line and "schema 3" in line for line in out), out
-    assert host.sql("PRAGMA user_version") == [(3,)]
+    assert any("migrated" in line and "schema 4" in line for line in out), out
+    assert host.sql("PRAGMA user_version") == [(4,)]
     # Not in the registry: archived, with its password hash kept.
     assert host.sql("SELECT state, password FROM accounts WHERE address = 'cu@moj.gov.vn'") == [
         ("archived", "{PLAIN}x")]

@@ -393,7 +393,7 @@ def test_security_headers_are_on_every_response(make_portal: Callable[..., Porta
         headers = response.headers
         assert headers["Content-Security-Policy"] == csp, name
         assert headers["X-Content-Type-Options"] == "nosniff", name
-        assert headers["Referrer-Policy"] == "no-referrer", name
+        assert headers["Referrer-Policy"] == "same-origin", name
         assert headers["Cache-Control"] == "no-store", name
     assert "unsafe-inline" not in csp
     assert sorted(responses["405"].headers["Allow"].split(", ")) == ["GET", "HEAD", "OPTIONS",
