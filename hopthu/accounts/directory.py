@@ -648,19 +648,13 @@ def build(
     timestamp), so that the output depends on the input only. ValueError if
     an entry is malformed or an address is listed twice.
     """
-    rows = ordered(entries)
-    data = {
-        "html": render_html(rows, title=title, generated=generated),
-        "csv": render_csv(rows),
-        "vcf": render_vcard(rows),
-        "ldif": render_ldif(rows, base_dn=base_dn),
-    }
+    data = render_all(entries, title=title, generated=generated, base_dn=base_dn)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     for fmt, name in FILES.items():
         paths[fmt] = outdir / name
-        _write(paths[fmt], data[fmt])
+        _write(paths[fmt], data[name])
     return paths
 
 
