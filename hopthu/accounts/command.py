@@ -15,8 +15,10 @@ the file in a scratch place; the real one is not touched). A deploy after an
 apply therefore changes nothing, and an apply after a deploy neither. The
 host must have been deployed once (the tool and the schema are the role's).
 
-On a store host, apply then publishes the directory built from the same
-registry (/danh-ba/, as the deploy does), so it changes in the same run.
+On a store host, apply then gives the unit mailboxes' owners and delegates
+their IMAP rights (hopthu-unit-acl, as the deploy's dovecot role does) and
+publishes the directory built from the same registry (/danh-ba/, as the
+deploy does), so both change in the same run.
 
 Every change is appended to /var/log/hopthu/accounts.log on the host with the
 registry's commit and the operator. New initial passwords are written by the
@@ -43,6 +45,7 @@ from hopthu import ROOT
 
 CONFIG = "/etc/hopthu/userdb/userdb.conf"
 TOOL = "/usr/local/sbin/hopthu-userdb"
+UNIT_ACL = "/usr/local/sbin/hopthu-unit-acl"
 PASSWORDS_DIR = "/var/lib/hopthu/userdb/initial-passwords"
 DIRECTORY = "/usr/local/share/hopthu/www/danh-ba"
 INVALID = 2
@@ -229,8 +232,25 @@ def _apply(name: str, settings: Any, *, check: bool) -> int:
         return 0
     status = _collect_passwords(name, settings)
     if "mail_store" in settings.context["group_names"]:
+        if settings.values.get("dovecot__unit_sharing"):
+            status |= _unit_rights(name, settings)
         status |= _publish_directory(name, settings)
     return status
+
+
+def _unit_rights(name: str, settings: Any) -> int:
+    """Who reads each unit mailbox, from the database just applied: the same
+    program the deploy runs (roles/dovecot, "Give unit mailbox owners and
+    delegates their rights"), in the same run (Art. 13)."""
+    result = _ssh(settings, f"test -x {UNIT_ACL} || {{ echo '{UNIT_ACL} is not installed: "
+                            f"deploy the dovecot role first' >&2; exit 3; }}; {UNIT_ACL}")
+    for line in result.stdout.splitlines():
+        print(f"{name}: {line}")
+    if result.returncode != 0:
+        print(f"{name}: the unit mailboxes' rights were not set: {result.stderr.strip()}",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def _publish_directory(name: str, settings: Any) -> int:

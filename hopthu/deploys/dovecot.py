@@ -28,17 +28,46 @@ its tasks, then its handlers (tests/unit/test_engine_shape.py checks it).
 
 from __future__ import annotations
 
+from pyinfra import host
+from pyinfra.api import FactBase, StringCommand, operation
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from hopthu.deploys import put_template
+from hopthu.deploys import userdb as userdb_deploy
 from hopthu.deploys.mailhost import host_settings
+
+UNIT_ACL = "/usr/local/sbin/hopthu-unit-acl"
 
 #: The role's check handler (roles/dovecot/handlers/main.yml).
 CHECK_SCRIPT = (
     "out=$(doveconf -n 2>&1 >/dev/null); status=$?; "
     "if [ \"$status\" -ne 0 ] || [ -n \"$out\" ]; then printf '%s\\n' \"$out\" >&2; exit 1; fi"
 )
+
+
+class UnitAclPending(FactBase):
+    """Whether `hopthu-unit-acl --check` would change anything: true when the
+    program is missing or its check fails (the real run then says why)."""
+
+    def command(self, tool: str) -> str:
+        return f"if [ -x {tool} ]; then {tool} --check 2>&1 | tail -n 1; else echo missing; fi"
+
+    def process(self, output: list[str]) -> bool:
+        return not output or output[-1].strip() != "hopthu-unit-acl: unchanged"
+
+
+@operation(is_idempotent=False)
+def apply_unit_acl(tool: str, force: bool = False):
+    """Run hopthu-unit-acl when it would change something, or when forced.
+
+    + tool: the hopthu-unit-acl path
+    + force: run even if the check says nothing is pending (the program, its
+      configuration or the user database changes in this same deploy, which
+      the check, read beforehand, cannot see)
+    """
+    if force or host.get_fact(UnitAclPending, tool=tool):
+        yield StringCommand(tool)
 
 
 def apply() -> None:
@@ -103,6 +132,31 @@ def apply() -> None:
         validate='python3 -I -c "import ast, sys; ast.parse(open(sys.argv[1]).read())" %s',
         variables=values,
     )
+    # --- Unit mailboxes: who reads them (Art. 13, roles/dovecot/README.md) ---
+    # Always installed, like the Sieve programs; it runs only where
+    # dovecot__unit_sharing is true (the last step before the handlers').
+
+    # Dovecot's sharing map (which readers see whose mailboxes) is written by
+    # Dovecot's own processes, which run as vmail.
+    files.directory(
+        name="Create the shared mailbox map directory",
+        path="/var/lib/hopthu/dovecot",
+        present=True,
+        user="vmail",
+        group="vmail",
+        mode="0750",
+    )
+    acl_tool = put_template(
+        name="Render the unit mailbox rights program",
+        template="usr/local/sbin/hopthu-unit-acl.j2",
+        dest="/usr/local/sbin/hopthu-unit-acl",
+        user="root",
+        group="root",
+        mode="0755",
+        validate='python3 -I -c "import ast, sys; ast.parse(open(sys.argv[1]).read())" %s',
+        variables=values,
+    )
+
     # --- Junk: filing and learning (Art. 11.6, roles/dovecot/README.md) -------
     # Always installed: dovecot.conf decides whether Dovecot runs them
     # (dovecot__junk_sieve, dovecot__spam_learning), and every global script
@@ -189,7 +243,7 @@ def apply() -> None:
             mode="0644",
             variables=values,
         ))
-    config.append(put_template(
+    dovecot_conf = put_template(
         name="Render Dovecot configuration",
         template="etc/dovecot/dovecot.conf.j2",
         dest="/etc/dovecot/dovecot.conf",
@@ -198,13 +252,27 @@ def apply() -> None:
         mode="0644",
         validate="doveconf -n -c %s",
         variables=values,
-    ))
+    )
+    config.append(dovecot_conf)
     systemd.service(
         name="Enable and start Dovecot",
         service="dovecot.service",
         running=True,
         enabled=True,
     )
+    # The owner and the delegates of each unit mailbox get their rights on
+    # it, from the user database (the userdb deploy applied the registry
+    # earlier in the run); anyone else loses theirs. The program reads the
+    # new dovecot.conf itself (doveadm -c), so it may run before Dovecot
+    # reloads.
+    if values["dovecot__unit_sharing"]:
+        userdb_step = userdb_deploy.APPLIED.get(host.name)
+        apply_unit_acl(
+            name="Give unit mailbox owners and delegates their rights",
+            tool=UNIT_ACL,
+            force=bool(acl_tool.will_change or dovecot_conf.will_change
+                       or (userdb_step is not None and userdb_step.will_change)),
+        )
 
     # --- What the role's handlers do, in their order, only after a change ---------
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, operation
@@ -39,6 +40,10 @@ from hopthu.deploys import put_template
 from hopthu.deploys.mailhost import host_settings
 
 TOOL = "/usr/local/sbin/hopthu-userdb"
+#: host name -> the "Apply the user database settings" step of this deploy:
+#: the dovecot deploy runs hopthu-unit-acl after it whenever it changes the
+#: database (its own --check, read beforehand, could not see that change).
+APPLIED: dict[str, Any] = {}
 CONFIG = "/etc/hopthu/userdb/userdb.conf"
 
 
@@ -131,7 +136,7 @@ def apply() -> None:
         mode="0600",
         variables=values,
     )
-    apply_userdb(
+    APPLIED[host.name] = apply_userdb(
         name="Apply the user database settings",
         tool=TOOL,
         config=CONFIG,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator
+from typing import Literal
 
 from pydantic import Field
 
@@ -55,6 +56,10 @@ def _header(value: str) -> None:
     if not _HEADER.match(value):
         raise ValueError("is not a header field name")
 
+
+#: Dovecot's ACL right names (src/plugins/acl/acl-api.h), as doveadm acl takes them.
+AclRight = Literal["lookup", "read", "write", "write-seen", "write-deleted", "insert", "post",
+                   "expunge", "create", "delete", "admin"]
 
 HeaderName = checked(
     str, "a header field name of letters, digits and '-', e.g. X-Spam", _header
@@ -175,6 +180,21 @@ class DovecotSettings(SettingsModel):
             "spam_header, X-Spam by default)."
         )
     )
+    dovecot__unit_sharing: bool = Field(
+        description=(
+            "Whether the owner and the delegates of each unit mailbox read it over IMAP under "
+            "shared/<unit>/ (a shared namespace with ACLs; hopthu-unit-acl sets the rights "
+            "from the user database, Art. 13)."
+        )
+    )
+    dovecot__unit_owner_rights: list[AclRight] = Field(
+        min_length=1,
+        description="The IMAP rights (RFC 4314 names) of a unit mailbox's owner on it.",
+    )
+    dovecot__unit_delegate_rights: list[AclRight] = Field(
+        min_length=1,
+        description="The IMAP rights (RFC 4314 names) of a unit mailbox's delegates on it.",
+    )
     dovecot__spam_learning: bool = Field(
         description=(
             "Whether IMAPSieve teaches Rspamd from users' moves (Art. 11.6): into Junk learns "
@@ -226,6 +246,16 @@ class DovecotSettings(SettingsModel):
                 "controller listens on this host: users' moves would teach Rspamd nothing",
                 repr(controller),
             )
+        for key in ("dovecot__unit_owner_rights", "dovecot__unit_delegate_rights"):
+            rights = getattr(self, key)
+            missing = [right for right in ("lookup", "read") if right not in rights]
+            if self.dovecot__unit_sharing and missing:
+                yield CrossCheck(
+                    (key,), rights,
+                    f"lacks {' and '.join(missing)}: without them the unit mailbox is neither "
+                    "listed nor readable, which is what sharing is for",
+                    "a list with at least lookup and read",
+                )
         delimiter = getattr(self, "postfix__recipient_delimiter", None)
         if delimiter is not None and delimiter != self.dovecot__recipient_delimiter:
             yield CrossCheck(

@@ -361,7 +361,82 @@ def test_the_owner_and_a_delegate_send_as_the_unit_and_nobody_else(scratch: Scra
     assert code == 553 and b"not owned by user" in text
 
 
+def shared_view(person: Account, unit: str, message_id: str) -> dict[str, Any]:
+    """What `person` sees of the unit mailbox over IMAP: whether LIST shows it,
+    SELECT opens it, the message is there, and their rights (RFC 4314 MYRIGHTS)."""
+    folder = f'"shared/{unit}"'
+    with imap(person) as client:
+        _, listed = client.list('""', '"shared/*"')
+        names = [line.decode() for line in listed if line]
+        status, _ = client.select(folder, readonly=True)
+        view: dict[str, Any] = {"listed": any(f'"shared/{unit}"' in n or n.endswith(
+            f" shared/{unit}") for n in names), "opened": status == "OK", "found": False,
+            "rights": ""}
+        if status == "OK":
+            _, data = client.search(None, "HEADER", "Message-ID", message_id)
+            view["found"] = bool(data[0].split())
+            status, data = client.myrights(folder)
+            if status == "OK":
+                view["rights"] = data[0].decode().rsplit(" ", 1)[-1]
+    return view
+
+
+@pytest.mark.control("ART13-DELEGATE")
+@pytest.mark.control("ART11-5-ACCESS")
+def test_the_owner_and_a_delegate_read_the_unit_mailbox_and_nobody_else(scratch: Scratch) -> None:
+    """vanphongbo@'s owner dungpt@ and delegate quangdv@ find it under
+    shared/vanphongbo@moj.gov.vn/ and read its mail (the delegate may not delete
+    any); binh@, who is neither, can neither list nor open it; a delegate the
+    registry drops loses it in the same `hopthu accounts apply`."""
+    unit, owner, delegate = (f"vanphongbo@{DOMAIN}", f"dungpt@{DOMAIN}", f"quangdv@{DOMAIN}")
+    scratch.registry(lab_registry())
+    scratch.apply()
+    people = {}
+    for who in (owner, delegate):
+        chosen = f"Lab-Read-{uuid.uuid4().hex[:10]}"
+        scratch.issued.add(chosen)
+        set_password_as_the_portal_would(who, chosen)
+        people[who] = Account(who, chosen, who, 0)
+    message_id = f"<{uuid.uuid4().hex}@peer.test>"
+    assert from_peer(unit, message_id)[2][0] == 250
+
+    def settled(person: Account) -> dict[str, Any]:
+        deadline = time.monotonic() + 60
+        while not (view := shared_view(person, unit, message_id))["found"] \
+                and time.monotonic() < deadline:
+            time.sleep(1)
+        return view
+
+    head = settled(people[owner])
+    assert head["listed"] and head["opened"] and head["found"], head
+    # lookup, read, write, write-seen, write-deleted, insert, post, expunge
+    assert set(head["rights"]) == set("lrwstipe"), head
+    helper = settled(people[delegate])
+    assert helper["listed"] and helper["opened"] and helper["found"], helper
+    # No t (write-deleted) and no e (expunge): a delegate deletes nothing.
+    assert set(helper["rights"]) == set("lrwsip"), helper
+    stranger = shared_view(account("binh"), unit, message_id)
+    assert stranger == {"listed": False, "opened": False, "found": False, "rights": ""}
+
+    # The registry drops the delegate: this apply takes the rights away.
+    entries = lab_registry()
+    for entry in entries:
+        if entry["address"] == unit:
+            entry["delegates"] = []
+    scratch.registry(entries)
+    result = scratch.apply()
+    assert f"user={delegate} removed" in result.stdout, result.stdout
+    gone = shared_view(people[delegate], unit, message_id)
+    assert not gone["listed"] and not gone["opened"], gone
+    assert shared_view(people[owner], unit, message_id)["found"]
+    # And back: the lab's registry again.
+    scratch.registry(lab_registry())
+    scratch.apply()
+    assert shared_view(people[delegate], unit, message_id)["found"]
+
+
 @pytest.mark.control("ART13-HANDOVER")
+@pytest.mark.control("ART13-DELEGATE")
 def test_handover_keeps_every_message_and_shuts_the_former_head_out(scratch: Scratch) -> None:
     unit = f"vanphongbo@{DOMAIN}"
     former, head = f"dungpt@{DOMAIN}", f"hoanm@{DOMAIN}"
@@ -415,6 +490,16 @@ def test_handover_keeps_every_message_and_shuts_the_former_head_out(scratch: Scr
     with submission(Account(former, passwords[former], "", 0)) as smtp, \
             pytest.raises(smtplib.SMTPRecipientsRefused):
         smtp.sendmail(unit, [binh.address], message)
+    # The new head reads the unit mailbox; the former head no longer may.
+    probe = f"<{uuid.uuid4().hex}@peer.test>"
+    assert from_peer(unit, probe)[2][0] == 250
+    deadline = time.monotonic() + 60
+    while not (view := shared_view(Account(head, passwords[head], "", 0), unit, probe))["found"]:
+        assert time.monotonic() < deadline, view
+        time.sleep(1)
+    assert view["listed"], view
+    shut = shared_view(Account(former, passwords[former], "", 0), unit, probe)
+    assert not shut["listed"] and not shut["opened"], shut
     records = [json.loads(line) for line in on_host("mail1", f"cat {AUDIT_LOG}").splitlines()]
     assert any(r["operation"] == "reset-password" and r["address"] == unit
                and r["ticket"] == "QD-LAB-0007" for r in records)

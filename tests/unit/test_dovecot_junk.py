@@ -123,7 +123,7 @@ def test_dovecot_24_learns_spam_into_junk_and_ham_out_of_it() -> None:
     assert ham == {"type": "before", "cause": "copy",
                    "path": "/etc/dovecot/sieve/learn-ham.sieve"}
     assert values(section(conf, "protocol imap", "mail_plugins")) == {
-        "imap_quota": "yes", "imap_sieve": "yes"}
+        "imap_quota": "yes", "imap_acl": "yes", "imap_sieve": "yes"}
     assert values(section(conf, "sieve_plugins")) == {
         "sieve_imapsieve": "yes", "sieve_extprograms": "yes"}
     assert values(section(conf, "sieve_global_extensions")) == {"vnd.dovecot.pipe": "yes"}
@@ -149,7 +149,7 @@ def test_dovecot_23_learns_spam_into_junk_and_ham_out_of_it() -> None:
     assert plugin["sieve_global_extensions"] == "+vnd.dovecot.pipe"
     assert plugin["sieve_pipe_bin_dir"] == "/usr/local/lib/hopthu/sieve-pipe"
     imap = values(section(conf, "protocol imap"))
-    assert imap["mail_plugins"] == "$mail_plugins imap_quota imap_sieve"
+    assert imap["mail_plugins"] == "$mail_plugins imap_quota imap_acl imap_sieve"
 
 
 @pytest.mark.parametrize("major", MAJORS, ids=MAJORS.values())
