@@ -47,6 +47,8 @@ class Daemon:
     #: The Restart= the policy sets: "on-failure", or "always" where Debian's
     #: own unit already says so.
     restart: str
+    #: The main process's name (/proc/PID/comm): Postfix's is its master.
+    comm: str
     #: The setting that holds its RestartSec=, in seconds.
     restart_setting: str = "hopthu__service_restart_sec"
     #: True when hopthu writes the whole unit (the portal), not a drop-in.
@@ -76,15 +78,17 @@ def _same(unit: str) -> dict[int, str]:
 
 DAEMONS: tuple[Daemon, ...] = (
     Daemon("postfix", "postfix", "mail_mx",
-           {12: "postfix@-.service", 13: "postfix.service"}, "on-failure"),
-    Daemon("rspamd", "rspamd", "mail_mx", _same("rspamd.service"), "always"),
-    Daemon("redis", "redis", "mail_mx", _same("redis-server.service"), "always"),
-    Daemon("clamd", "clamav", "mail_mx", _same("clamav-daemon.service"), "on-failure",
+           {12: "postfix@-.service", 13: "postfix.service"}, "on-failure", "master"),
+    Daemon("rspamd", "rspamd", "mail_mx", _same("rspamd.service"), "always", "rspamd"),
+    Daemon("redis", "redis", "mail_mx", _same("redis-server.service"), "always",
+           "redis-server"),
+    Daemon("clamd", "clamav", "mail_mx", _same("clamav-daemon.service"), "on-failure", "clamd",
            restart_setting="clamav__restart_sec"),
-    Daemon("dovecot", "dovecot", "mail_store", _same("dovecot.service"), "on-failure"),
-    Daemon("nginx", "portal", "mail_store", _same("nginx.service"), "on-failure"),
+    Daemon("dovecot", "dovecot", "mail_store", _same("dovecot.service"), "on-failure",
+           "dovecot"),
+    Daemon("nginx", "portal", "mail_store", _same("nginx.service"), "on-failure", "nginx"),
     Daemon("portal", "portal", "mail_store", _same("hopthu-portal.service"), "on-failure",
-           own_unit=True),
+           "gunicorn", own_unit=True),
 )
 
 
