@@ -68,6 +68,7 @@ CASES = [
 # --- The rendered policy ----------------------------------------------------------------
 
 
+@pytest.mark.control("ART11-1-UPTIME")
 @pytest.mark.parametrize(("daemon", "release", "inventory", "host"), CASES)
 def test_each_daemons_restart_policy_comes_from_the_settings(
     daemon: Daemon, release: int, inventory: str, host: str
