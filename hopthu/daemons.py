@@ -47,7 +47,9 @@ class Daemon:
     #: The Restart= the policy sets: "on-failure", or "always" where Debian's
     #: own unit already says so.
     restart: str
-    #: The main process's name (/proc/PID/comm): Postfix's is its master.
+    #: What the main process's name (/proc/PID/comm) starts with: Postfix's
+    #: is its master. "Starts with", because a daemon that sets its process
+    #: title may also change its comm ("rspamd: main pr", at most 15 bytes).
     comm: str
     #: The setting that holds its RestartSec=, in seconds.
     restart_setting: str = "hopthu__service_restart_sec"

@@ -100,7 +100,7 @@ def check_main_process(host: Any, hostname: str, daemon: Daemon) -> None:
            if daemon.name == "postfix" else f"Redeploy roles/{daemon.role}.")
     )
     comm = host.check_output(f"cat /proc/{pid}/comm").strip()
-    assert comm == daemon.comm, (
+    assert comm.startswith(daemon.comm), (
         f"the main process of {unit} on {hostname} is {comm!r} (PID {pid}), not "
         f"{daemon.comm!r}: systemd watches the wrong process"
     )

@@ -152,7 +152,7 @@ try:
         comm = f.read().strip()
 except OSError as error:
     report(error=f"cannot read the comm of MainPID {old}: {error}")
-if comm != spec["comm"]:
+if not comm.startswith(spec["comm"]):
     report(error=f"MainPID {old} of {unit} is {comm!r}, not {spec['comm']!r}; nothing killed")
 why = answers()
 if why:
