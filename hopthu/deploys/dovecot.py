@@ -13,7 +13,8 @@ Debian's conf.d/ (with its 2.4 traps, LAB.md) is not read. On Debian 12 also
 /etc/dovecot/hopthu-sql.conf.ext. The global Sieve scripts in
 /etc/dovecot/sieve/ (spam into Junk, learning from users' moves, Art. 11.6)
 and their pipe program rspamd-learn. The vmail user and group (fixed ids)
-and the mailboxes under dovecot__vmail_dir; the quota warning script.
+and the mailboxes under dovecot__vmail_dir; the quota warning script; the
+drop-in that makes systemd restart Dovecot (dovecot.service.d/hopthu.conf).
 roles/dovecot/README.md explains every decision.
 
 How a change is checked. dovecot.conf is checked with `doveconf -n` before
@@ -254,6 +255,31 @@ def apply() -> None:
         variables=values,
     )
     config.append(dovecot_conf)
+    # --- Self-healing (Art. 11.1, roles/dovecot/README.md) ----------------------------
+    # systemd restarts Dovecot when its master process dies. Restart= and the
+    # start limits take effect with the daemon-reload; Dovecot is not restarted.
+    files.directory(
+        name="Create the Dovecot unit drop-in directory",
+        path="/etc/systemd/system/dovecot.service.d",
+        present=True,
+        user="root",
+        group="root",
+        mode="0755",
+    )
+    dropin = put_template(
+        name="Render the Dovecot unit drop-in",
+        template="etc/systemd/system/dovecot.service.d/hopthu.conf.j2",
+        dest="/etc/systemd/system/dovecot.service.d/hopthu.conf",
+        user="root",
+        group="root",
+        mode="0644",
+        variables=values,
+    )
+    # Now, not at the end: Dovecot is started below with the drop-in in force.
+    systemd.daemon_reload(
+        name="Reload systemd units after a Dovecot drop-in change",
+        _if=dropin.did_change,
+    )
     systemd.service(
         name="Enable and start Dovecot",
         service="dovecot.service",

@@ -8,7 +8,8 @@ nginx with the host's TLS certificate, reachable from the internal zone only.
 
 What it owns. The application (/usr/local/lib/hopthu/portal/), its settings
 and session key (/etc/hopthu/portal/), its unit (hopthu-portal.service) and
-system user, one sudoers rule, and nginx's /etc/nginx/conf.d/hopthu.conf;
+system user, one sudoers rule, nginx's /etc/nginx/conf.d/hopthu.conf and the
+drop-in that makes systemd restart nginx (nginx.service.d/hopthu.conf);
 Debian's default site is removed.
 
 How a change is checked. The application and the sudoers rule are checked
@@ -131,10 +132,31 @@ def apply() -> None:
         mode="0644",
         variables=values,
     )
-    # Now, not at the end: the unit is enabled and started below as written.
+    # Self-healing (Art. 11.1, roles/portal/README.md): the portal's own unit
+    # restarts gunicorn; this drop-in makes systemd restart nginx. Restart=
+    # and the start limits take effect with the daemon-reload; nginx is not
+    # restarted.
+    files.directory(
+        name="Create the nginx unit drop-in directory",
+        path="/etc/systemd/system/nginx.service.d",
+        present=True,
+        user="root",
+        group="root",
+        mode="0755",
+    )
+    nginx_dropin = put_template(
+        name="Render the nginx unit drop-in",
+        template="etc/systemd/system/nginx.service.d/hopthu.conf.j2",
+        dest="/etc/systemd/system/nginx.service.d/hopthu.conf",
+        user="root",
+        group="root",
+        mode="0644",
+        variables=values,
+    )
+    # Now, not at the end: the units are enabled and started below as written.
     systemd.daemon_reload(
-        name="Reload systemd units after a portal unit change",
-        _if=unit.did_change,
+        name="Reload systemd units after a portal or nginx unit change",
+        _if=any_changed(unit, nginx_dropin),
     )
     for path in ("/usr/local/share/hopthu/www/mail", "/usr/local/share/hopthu/www/autodiscover"):
         files.directory(

@@ -9,9 +9,11 @@ Dovecot over LMTP. The ministry's users submit on 587 (STARTTLS) or 465
 own; Postfix relays their mail to the world with DANE where the destination
 publishes it (Art. 2, 7, 11.5).
 
-What it owns. /etc/postfix/main.cf and /etc/postfix/master.cf, whole, and
-the queries of the user database in /etc/postfix/sqlite/.
-roles/postfix/README.md explains every decision, SMTPUTF8 included.
+What it owns. /etc/postfix/main.cf and /etc/postfix/master.cf, whole, the
+queries of the user database in /etc/postfix/sqlite/, and the drop-in that
+makes systemd restart the master process (postfix@-.service on Debian 12,
+postfix.service on Debian 13). roles/postfix/README.md explains every
+decision, SMTPUTF8 included.
 
 How a change is checked. Any changed file runs "Check Postfix
 configuration": `postfix check` and `postconf`, whose output must be empty
@@ -130,6 +132,53 @@ def apply() -> None:
         mode="0644",
         variables=values,
     )
+    # --- Self-healing (Art. 11.1, roles/postfix/README.md) ----------------------------
+    # systemd restarts the master process when it dies. The drop-in goes to
+    # the unit that runs the master: postfix@-.service on Debian 12
+    # (postfix.service is a oneshot wrapper there), postfix.service on Debian
+    # 13. It names the master's PID file, which systemd reads only when the
+    # unit starts: a changed drop-in restarts Postfix (below, after the check).
+    if int(values["common__debian_major"]) == 12:
+        files.directory(
+            name="Create the Postfix unit drop-in directory on Debian 12",
+            path="/etc/systemd/system/postfix@-.service.d",
+            present=True,
+            user="root",
+            group="root",
+            mode="0755",
+        )
+        dropin = put_template(
+            name="Render the Postfix unit drop-in on Debian 12",
+            template="etc/systemd/system/postfix@-.service.d/hopthu.conf.j2",
+            dest="/etc/systemd/system/postfix@-.service.d/hopthu.conf",
+            user="root",
+            group="root",
+            mode="0644",
+            variables=values,
+        )
+    else:
+        files.directory(
+            name="Create the Postfix unit drop-in directory on Debian 13",
+            path="/etc/systemd/system/postfix.service.d",
+            present=True,
+            user="root",
+            group="root",
+            mode="0755",
+        )
+        dropin = put_template(
+            name="Render the Postfix unit drop-in on Debian 13",
+            template="etc/systemd/system/postfix.service.d/hopthu.conf.j2",
+            dest="/etc/systemd/system/postfix.service.d/hopthu.conf",
+            user="root",
+            group="root",
+            mode="0644",
+            variables=values,
+        )
+    # Now, not at the end: Postfix is started below with the drop-in in force.
+    systemd.daemon_reload(
+        name="Reload systemd units after a Postfix drop-in change",
+        _if=dropin.did_change,
+    )
     systemd.service(
         name="Enable and start Postfix",
         service="postfix.service",
@@ -143,7 +192,7 @@ def apply() -> None:
     server.shell(
         name="Check Postfix configuration",
         commands=[CHECK_SCRIPT],
-        _if=changed,
+        _if=any_changed(*queries, main_cf, master_cf, dropin),
     )
     systemd.service(
         name="Reload Postfix",
@@ -151,4 +200,14 @@ def apply() -> None:
         running=True,
         reloaded=True,
         _if=changed,
+    )
+    # systemd reads the drop-in's PIDFile= only when the unit starts. On Debian
+    # 12 the restart of the wrapper postfix.service reaches postfix@-.service
+    # (PartOf=). `systemctl restart` in a shell, as the clamav deploy does:
+    # pyinfra's systemd.service decides between start and restart from what
+    # it saw before the run.
+    server.shell(
+        name="Restart Postfix",
+        commands=["systemctl restart postfix.service"],
+        _if=dropin.did_change,
     )

@@ -7,8 +7,9 @@ of each authenticated user, scan caches and the message history of its web
 interface. Mail does not pass through Redis; if Redis is down, Rspamd still
 scans, without Bayes, greylisting or rate limits.
 
-What it owns. /etc/redis/redis.conf, whole. The data stays in Debian's
-/var/lib/redis.
+What it owns. /etc/redis/redis.conf, whole, and the drop-in that sets
+systemd's restart policy for it (redis-server.service.d/hopthu.conf). The
+data stays in Debian's /var/lib/redis.
 
 How a change is checked. Redis has no configuration checker and cannot
 reload its file, so a change restarts it; the settings check validates each
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.facts.server import Command
-from pyinfra.operations import apt, server, systemd
+from pyinfra.operations import apt, files, server, systemd
 
 from hopthu.deploys import put_template
 from hopthu.deploys.mailhost import host_settings
@@ -67,6 +68,32 @@ def apply() -> None:
         group="redis",
         mode="0640",
         variables=values,
+    )
+    # --- Self-healing (Art. 11.1, roles/redis/README.md) ------------------------------
+    # systemd restarts Redis when it stops (Restart=always, as Debian has it).
+    # Restart= and the start limits take effect with the daemon-reload; Redis is
+    # not restarted.
+    files.directory(
+        name="Create the Redis unit drop-in directory",
+        path="/etc/systemd/system/redis-server.service.d",
+        present=True,
+        user="root",
+        group="root",
+        mode="0755",
+    )
+    dropin = put_template(
+        name="Render the Redis unit drop-in",
+        template="etc/systemd/system/redis-server.service.d/hopthu.conf.j2",
+        dest="/etc/systemd/system/redis-server.service.d/hopthu.conf",
+        user="root",
+        group="root",
+        mode="0644",
+        variables=values,
+    )
+    # Now, not at the end: Redis is started below with the drop-in in force.
+    systemd.daemon_reload(
+        name="Reload systemd units after a Redis drop-in change",
+        _if=dropin.did_change,
     )
     systemd.service(
         name="Enable and start Redis",

@@ -13,12 +13,13 @@ accepted unscanned (Art. 11.6, 11.5, 2, 7).
 
 What it owns. Every file in /etc/rspamd/local.d/ and /etc/rspamd/override.d/
 (MANAGED_FILES), each from a template under templates/etc/rspamd/; any other
-entry there is removed (listed, not removed, with --dry). On the host it also
-makes, once, each signing domain's DKIM key (/var/lib/rspamd/dkim; the
-private key never leaves the host) and its public record, and the
-controller's password (/etc/hopthu/rspamd). On the controller it keeps a copy
-of each DKIM public record in dns__dkim_dir, for `hopthu dns` and the lab's
-DNS.
+entry there is removed (listed, not removed, with --dry). The drop-in that
+sets systemd's restart policy for Rspamd (rspamd.service.d/hopthu.conf). On
+the host it also makes, once, each signing domain's DKIM key
+(/var/lib/rspamd/dkim; the private key never leaves the host) and its public
+record, and the controller's password (/etc/hopthu/rspamd). On the controller
+it keeps a copy of each DKIM public record in dns__dkim_dir, for `hopthu dns`
+and the lab's DNS.
 
 How a change is checked. Rspamd's configuration is many files read together,
 so no single file can be validated alone: after any change "Check Rspamd
@@ -518,6 +519,32 @@ def apply() -> None:
         paths=None if found is None else [path for path in found if path not in MANAGED_FILES],
         directories=DROP_IN_DIRS,
         keep=sorted(MANAGED_FILES),
+    )
+    # --- Self-healing (Art. 11.1, roles/rspamd/README.md) -----------------------------
+    # systemd restarts Rspamd when it stops (Restart=always, as Debian has it).
+    # Restart= and the start limits take effect with the daemon-reload; Rspamd
+    # is not restarted.
+    files.directory(
+        name="Create the Rspamd unit drop-in directory",
+        path="/etc/systemd/system/rspamd.service.d",
+        present=True,
+        user="root",
+        group="root",
+        mode="0755",
+    )
+    dropin = put_template(
+        name="Render the Rspamd unit drop-in",
+        template="etc/systemd/system/rspamd.service.d/hopthu.conf.j2",
+        dest="/etc/systemd/system/rspamd.service.d/hopthu.conf",
+        user="root",
+        group="root",
+        mode="0644",
+        variables=values,
+    )
+    # Now, not at the end: Rspamd is started below with the drop-in in force.
+    systemd.daemon_reload(
+        name="Reload systemd units after a Rspamd drop-in change",
+        _if=dropin.did_change,
     )
     systemd.service(
         name="Enable and start Rspamd",

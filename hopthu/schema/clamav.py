@@ -11,7 +11,8 @@ from pydantic import Field
 
 from hopthu.schema.base import CrossCheck, SettingsModel
 from hopthu.schema.mailtypes import AbsolutePath
-from hopthu.schema.types import DebianPackage, HttpUrl, checked
+from hopthu.schema.project import start_limit_check
+from hopthu.schema.types import DebianPackage, HttpUrl, RestartSeconds, checked
 
 #: The directory Debian's clamav-daemon units create for clamd (extend.conf's
 #: ExecStartPre, the socket unit's ListenStream); clamd's socket must be in it.
@@ -170,7 +171,23 @@ class ClamavSettings(SettingsModel):
         )
     )
 
+    clamav__restart_sec: RestartSeconds = Field(
+        description=(
+            "Seconds before systemd starts clamd again after it died (RestartSec=). Longer "
+            "than hopthu__service_restart_sec: without signatures yet (a first freshclam "
+            "download still running) clamd exits at once, and the tries, within the start "
+            "limit, wait for the download."
+        )
+    )
+
     def cross_checks(self) -> Iterator[CrossCheck]:
+        burst = getattr(self, "hopthu__service_start_limit_burst", None)
+        interval = getattr(self, "hopthu__service_start_limit_interval_sec", None)
+        if burst is not None and interval is not None:
+            problem = start_limit_check("clamav__restart_sec", self.clamav__restart_sec,
+                                        burst, interval)
+            if problem is not None:
+                yield problem
         socket_dir = posixpath.dirname(self.clamav__clamd_socket)
         if socket_dir != CLAMD_SOCKET_DIR:
             yield CrossCheck(

@@ -396,3 +396,37 @@ JournaldTimespan = checked(
     "month or year, e.g. 1year or 6month",
     _span,
 )
+
+# --- systemd's restart policy (Art. 11.1) ---------------------------------------------
+
+
+def _whole_range(low: int, high: int) -> Callable[[int], None]:
+    def check(value: int) -> None:
+        if not low <= value <= high:
+            raise ValueError(f"is outside {low}-{high}")
+
+    return check
+
+
+# 0 would restart at once (systemd's 100 ms at most), faster than any cause of
+# a crash goes away; over 5 minutes a killed daemon stays down too long.
+RestartSeconds = checked(
+    int,
+    "a whole number of seconds from 1 to 300: how long systemd waits before it starts a "
+    "daemon that died again (RestartSec=), e.g. 5",
+    _whole_range(1, 300),
+)
+StartLimitBurst = checked(
+    int,
+    "a whole number from 1 to 100: how many starts systemd allows a unit within the start "
+    "limit interval before it gives up (StartLimitBurst=), e.g. 10",
+    _whole_range(1, 100),
+)
+# 0 would turn the start limit off, and a daemon that fails at every start
+# would be restarted forever.
+StartLimitInterval = checked(
+    int,
+    "a whole number of seconds from 60 to 86400 (one day): the window the start limit "
+    "counts starts in (StartLimitIntervalSec=), e.g. 600",
+    _whole_range(60, 86400),
+)

@@ -84,8 +84,15 @@ def test_the_service_drop_in_lifts_debians_conditions_and_restarts_clamd() -> No
     text = render("etc/systemd/system/clamav-daemon.service.d/hopthu.conf.j2", settings())
     assert directives(text) == [
         ("[Unit]", ""), ("ConditionPathExistsGlob", ""),
+        ("StartLimitIntervalSec", "600s"), ("StartLimitBurst", "10"),
         ("[Service]", ""), ("Restart", "on-failure"), ("RestartSec", "30s"),
     ]
+
+
+def test_clamd_waits_its_own_restart_delay_not_the_other_daemons() -> None:
+    text = render("etc/systemd/system/clamav-daemon.service.d/hopthu.conf.j2",
+                  settings(clamav__restart_sec=45, hopthu__service_restart_sec=2))
+    assert ("RestartSec", "45s") in directives(text)
 
 
 def test_the_socket_drop_in_listens_on_the_configured_socket() -> None:

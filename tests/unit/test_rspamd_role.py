@@ -56,9 +56,16 @@ def mail1() -> dict[str, Any]:
 # --- Both engines own the same files --------------------------------------------------------
 
 
+#: The one file the role writes outside Rspamd's own directories: systemd's
+#: restart policy for rspamd.service (Art. 11.1).
+UNIT_DROP_IN = "/etc/systemd/system/rspamd.service.d/hopthu.conf"
+
+
 def test_the_role_and_the_deploy_own_the_same_drop_in_files() -> None:
-    written = [t["ansible.builtin.template"]["dest"] for t in tasks()
-               if "ansible.builtin.template" in t]
+    templates = [t["ansible.builtin.template"]["dest"] for t in tasks()
+                 if "ansible.builtin.template" in t]
+    assert [d for d in templates if not d.startswith("/etc/rspamd/")] == [UNIT_DROP_IN]
+    written = [d for d in templates if d.startswith("/etc/rspamd/")]
     removal = task("Remove the files the role did not write from the Rspamd drop-in directories")
     kept = removal["vars"]["__rspamd__managed_files"]
     assert written == list(deploy.MANAGED_FILES) == kept, (
