@@ -3,6 +3,7 @@
 Both directions, so neither the map nor the tests can drift alone:
 
 - every control ID of DECREE.md is in controls.yml, and nothing else is;
+- every article has its Vietnamese title as the original text gives it;
 - every implemented control has a test carrying its ID, and names files that
   exist; every planned or not-applicable control says why;
 - every control ID a test carries is in controls.yml, and every test the map
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,8 @@ from hopthu import ROOT
 CONTROLS_FILE = ROOT / "compliance" / "controls.yml"
 #: shared/ sits beside the checkout, for developers and in CI.
 DECREE_FILE = ROOT.parent / "shared" / "DECREE.md"
+#: The decree's original Vietnamese text, beside DECREE.md.
+DECREE_VI_FILE = DECREE_FILE.with_name("decree-290-QD-BTP.vi.txt")
 TESTS_DIR = ROOT / "tests"
 
 ID_RE = re.compile(r"\bART\d+(?:-\d+)?(?:-[A-Z]+)+\b")
@@ -221,6 +225,28 @@ def test_planned_and_not_applicable_controls_say_why(controls: dict[str, dict[st
     assert not silent, (
         f"{CONTROLS_FILE.name}: {silent} are planned or not-applicable without a reason: "
         "say why, and which issue or work will deliver it"
+    )
+
+
+def test_every_article_has_its_vietnamese_title_from_the_original_text() -> None:
+    if not DECREE_VI_FILE.is_file():
+        pytest.skip(f"{DECREE_VI_FILE} is absent: shared/ must sit beside the checkout")
+    original = DECREE_VI_FILE.read_text(encoding="utf-8")
+    # The regulation's own articles; the decision before it has an Điều 1-3 too.
+    regulation = original[original.index("(Ban hành kèm theo"):]
+    articles = yaml.safe_load(CONTROLS_FILE.read_text(encoding="utf-8"))["articles"]
+    wrong = []
+    for article in articles:
+        title = str(article.get("title_vi") or "")
+        if not title or unicodedata.normalize("NFC", title) != title:
+            wrong.append(f"article {article['article']}: title_vi {title!r} is empty or not NFC")
+        elif not re.search(rf"Điều {article['article']}\. {re.escape(title)}\s", regulation):
+            wrong.append(f"article {article['article']}: 'Điều {article['article']}. {title}' "
+                         f"is not in {DECREE_VI_FILE.name}")
+    assert not wrong, (
+        f"{CONTROLS_FILE.name}: " + "; ".join(wrong)
+        + ". Copy each article's title exactly from the original text (it is the "
+        "report's Vietnamese heading)."
     )
 
 
