@@ -4,8 +4,10 @@ Both directions, so neither the map nor the tests can drift alone:
 
 - every control ID of DECREE.md is in controls.yml, and nothing else is;
 - every article has its Vietnamese title as the original text gives it;
-- every implemented control has a test carrying its ID, and names files that
-  exist; every planned or not-applicable control says why;
+- every implemented control has a test carrying its ID, lists at least one
+  test that runs on hosts (tests/lab or tests/infra; the completeness rule of
+  issue 7, hopthu/audit/completeness.py), and names files that exist; every
+  planned or not-applicable control says why;
 - every control ID a test carries is in controls.yml, and every test the map
   names exists and carries that control.
 
@@ -28,6 +30,7 @@ import pytest
 import yaml
 
 from hopthu import ROOT
+from hopthu.audit.completeness import HOST_TEST_DIRS
 
 CONTROLS_FILE = ROOT / "compliance" / "controls.yml"
 #: shared/ sits beside the checkout, for developers and in CI.
@@ -299,6 +302,20 @@ def test_every_implemented_control_has_a_test_carrying_its_id(
     assert not untested, (
         f"implemented controls without any test carrying their ID: {untested}. Mark the "
         'checks that prove them with @pytest.mark.control("ID"), or set them back to planned.'
+    )
+
+
+def test_every_implemented_control_lists_a_test_that_runs_on_hosts(
+    controls: dict[str, dict[str, Any]],
+) -> None:
+    # Issue 7, completeness: an implemented control is proven where it runs, by
+    # the lab or the infra suite; a unit test alone proves the code, not the hosts.
+    unproven = [cid for cid, c in controls.items() if c["status"] == "implemented"
+                and not any(str(t).startswith(HOST_TEST_DIRS) for t in c.get("tests") or [])]
+    assert not unproven, (
+        f"{CONTROLS_FILE.name}: implemented controls whose tests are all unit tests: "
+        f"{unproven}. List a test under {' or '.join(HOST_TEST_DIRS)} that proves the control "
+        "on a host, or set the control back to planned with a reason."
     )
 
 
