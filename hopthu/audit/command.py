@@ -4,6 +4,7 @@
     hopthu audit --inventory lab --junit reports/lab/infra-junit.xml \\
         --junit reports/lab/lab-junit.xml --junit reports/lab/lab-bookworm-junit.xml
     hopthu audit --inventory lab --junit FILE --no-hosts --out /tmp/audit
+    hopthu audit ... [--decree shared/DECREE.md] [--controls compliance/controls.yml]
 
 With --junit (repeatable) it reads those runs; without, it runs the infra
 suite the way `hopthu verify` does (read-only unless --allow-intrusive) and
@@ -29,6 +30,8 @@ from hopthu import ROOT
 from hopthu import inventory as inventory_mod
 
 PREFIX = "hopthu audit"
+#: Where `hopthu verify` writes its runs: <reports>/<inventory>/infra-junit.xml.
+REPORTS = ROOT / "reports"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decree", metavar="FILE", type=Path,
                         help="DECREE.md with the decree's control IDs; default: "
                         "shared/DECREE.md beside the checkout")
+    parser.add_argument("--controls", metavar="FILE", type=Path,
+                        help="the compliance map; default: compliance/controls.yml")
 
 
 def run_infra_suite(inventory: str, allow_intrusive: bool) -> Path | None:
@@ -61,7 +66,7 @@ def run_infra_suite(inventory: str, allow_intrusive: bool) -> Path | None:
     except inventory_mod.InventoryError as exc:
         print(f"{PREFIX}: {exc}", file=sys.stderr)
         return None
-    junit = (ROOT / "reports" / env_name / "infra-junit.xml").resolve()
+    junit = (REPORTS / env_name / "infra-junit.xml").resolve()
     args = argparse.Namespace(
         inventory=inventory, allow_intrusive=allow_intrusive, junit=junit, keyword=None,
         host=[], lynis_min_index=None, verbose=0, pytest_args=[],
@@ -79,7 +84,7 @@ def run_infra_suite(inventory: str, allow_intrusive: bool) -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hopthu.audit import decree, report
+    from hopthu.audit import controls, decree, report
 
     junit_files = list(args.junit)
     if not junit_files:
@@ -87,10 +92,11 @@ def run(args: argparse.Namespace) -> int:
         if produced is None:
             return 2
         junit_files = [produced]
-    options: dict[str, object] = {"ask_hosts": not args.no_hosts}
-    options["decree_path"] = args.decree or decree.DECREE_FILE
     try:
-        audit = report.build(inventory=args.inventory, junit_files=junit_files, **options)  # type: ignore[arg-type]
+        audit = report.build(inventory=args.inventory, junit_files=junit_files,
+                             ask_hosts=not args.no_hosts,
+                             decree_path=args.decree or decree.DECREE_FILE,
+                             controls_path=args.controls or controls.CONTROLS_FILE)
         written = report.write(audit, args.out or report.DEFAULT_OUT)
     except report.AuditError as exc:
         print(f"{PREFIX}: {exc}\n{PREFIX}: nothing was written.", file=sys.stderr)

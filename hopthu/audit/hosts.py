@@ -186,7 +186,7 @@ def parse(target: Target, result: RunResult) -> HostFacts:
     if result.rc == 255 or "os" not in sections:
         reason = (result.err.strip().splitlines() or [f"exit status {result.rc}"])[-1]
         return HostFacts(target.name, target.address, target.groups, reached=False,
-                         error=f"not reached over SSH: {reason}")
+                         error=reason)
     notes = []
     if result.rc != 0 or "end" not in sections:
         notes.append(f"the fact script stopped early (exit status {result.rc}): "

@@ -70,6 +70,30 @@ class Evidence:
     def on_hosts(self) -> bool:
         return completeness.is_host_test(self.nodeid)
 
+    def not_passed(self) -> list[Outcome]:
+        """The cases that did not pass, grouped by result and message, failures first."""
+        groups: dict[tuple[str, str], list[junit.Case]] = {}
+        for case in self.cases:
+            if case.result != "passed":
+                groups.setdefault((case.result, case.message or case.detail), []).append(case)
+        return sorted((Outcome(result, text, cases) for (result, text), cases in groups.items()),
+                      key=lambda o: PRECEDENCE.index(o.result))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Cases of one test that ended the same way (a skip reason, a failure message)."""
+
+    result: str
+    message: str
+    cases: list[junit.Case]
+
+    @property
+    def detail(self) -> str:
+        """The test's own report of the first case, when it says more than the message."""
+        first = self.cases[0].detail
+        return first if first and first != self.message else ""
+
 
 @dataclass
 class ControlView:

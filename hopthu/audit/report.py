@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hopthu import ROOT
 from hopthu import inventory as inventory_mod
@@ -44,9 +45,14 @@ def now() -> str:
 
 def build(*, inventory: str | Path, junit_files: Sequence[Path], ask_hosts: bool = True,
           hosts_note: str = "", runner: hosts.Runner | None = None,
+          host_targets: list[hosts.Target] | None = None,
           decree_path: Path = decree.DECREE_FILE, controls_path: Path = controls.CONTROLS_FILE,
           generated_at: str | None = None) -> join.Audit:
-    """Read everything and join it; `AuditError` if an input is unusable."""
+    """Read everything and join it; `AuditError` if an input is unusable.
+
+    The hosts are the inventory's, reached over SSH with their settings
+    (`hosts.targets`, `hosts.ssh_run`); `host_targets` and `runner` replace
+    those, for tests."""
     try:
         rows = decree.load(decree_path)
         cmap = controls.load(controls_path)
@@ -55,7 +61,10 @@ def build(*, inventory: str | Path, junit_files: Sequence[Path], ask_hosts: bool
     except (decree.DecreeError, controls.ControlsError, junit.JunitError,
             inventory_mod.InventoryError) as exc:
         raise AuditError(str(exc)) from exc
-    facts = hosts.gather(hosts.targets(inv), runner or hosts.ssh_run) if ask_hosts else None
+    facts = None
+    if ask_hosts:
+        found = hosts.targets(inv) if host_targets is None else host_targets
+        facts = hosts.gather(found, runner or hosts.ssh_run)
     return join.build(
         rows, cmap, runs, inventory=inv.name, generated_at=generated_at or now(),
         checkout_commit=checkout.commit(), decree_path=decree_path, hosts=facts,
@@ -87,10 +96,15 @@ def write(audit: join.Audit, out_dir: Path = DEFAULT_OUT) -> Written:
 
 
 def write_report(*, inventory: str | Path, junit_files: Sequence[Path],
-                 out_dir: Path = DEFAULT_OUT, **options: object) -> Written:
-    """`build` then `write`: what the lab calls after its test runs."""
-    return write(build(inventory=inventory, junit_files=junit_files, **options),  # type: ignore[arg-type]
-                 out_dir)
+                 out_dir: Path = DEFAULT_OUT, **options: Any) -> Written:
+    """`build` (`options` are its) then `write`: what the lab calls after its test runs."""
+    return write(build(inventory=inventory, junit_files=junit_files, **options), out_dir)
+
+
+def _names(evidence: list[join.Evidence], most: int = 3) -> str:
+    names = [e.nodeid.rpartition("::")[2] for e in evidence]
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most
+                                      else "")
 
 
 def summary_lines(audit: join.Audit) -> list[str]:
@@ -106,8 +120,8 @@ def summary_lines(audit: join.Audit) -> list[str]:
         + ", ".join(f"{n} {r}" for r, n in audit.test_counts().items()),
     ]
     for view in by["failed"]:
-        lines.append(f"failed: {view.id}: " + ", ".join(
-            f"{e.nodeid} ({e.result})" for e in view.failing))
+        lines.append(f"failed: {view.id}: {len(view.failing)} of {len(view.evidence)} tests: "
+                     + _names(view.failing))
     if by["missing evidence"]:
         lines.append("missing evidence: " + ", ".join(
             f"{v.id} ({len(v.missing)} of {len(v.evidence)} tests)" for v in by["missing evidence"]))
