@@ -49,16 +49,21 @@ class Row:
 
     def heading(self, titles: dict[str, str], clause_word: str, article_word: str = "") -> str:
         """The row's title from per-article `titles`: a clause range under one
-        article is that article's title with the clauses; a range of articles
-        lists each one."""
+        article is that article's title with the clauses ("Duties (clause 6)");
+        a range of articles lists each one. With `article_word` each title is
+        numbered the way the original is: "Điều 11. Trách nhiệm ...".
+        """
         parts = self.parts()
         bases = list(dict.fromkeys(base for base, _ in parts))
         clauses = "–".join(c for _, c in parts if c)
-        prefix = (lambda b: f"{article_word} {b}. ") if article_word else (lambda b: "")
-        if len(bases) == 1:
-            title = f"{prefix(bases[0])}{titles.get(bases[0], '')}".strip()
-            return f"{title} ({clause_word} {clauses})" if clauses else title
-        return "; ".join(f"{prefix(b)}{titles.get(b, '')}".strip() for b in bases)
+
+        def one(base: str) -> str:
+            number = f"{article_word} {base}. " if article_word else ""
+            return f"{number}{titles.get(base, '')}".strip()
+
+        if len(bases) == 1 and clauses:
+            return f"{one(bases[0])} ({clause_word} {clauses})"
+        return "; ".join(one(b) for b in bases)
 
 
 def anchor(article: str) -> str:

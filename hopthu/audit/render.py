@@ -87,7 +87,6 @@ def environment(out_dir: Path, *, html: bool) -> jinja2.Environment:
         md=_md_text, md_code=_md_code, md_block=_md_block,
         css=lambda text: re.sub(r"[^a-z]+", "-", str(text).lower()).strip("-"),
     )
-    env.globals.update(root=ROOT)
     return env
 
 
