@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "settings": ("hopthu.settings_command", "load, check and show the settings of an inventory"),
     "deploy": ("hopthu.engines", "deploy an inventory with Ansible or pyinfra"),
     "verify": ("hopthu.verify", "run the infra suite (tests/infra) against an inventory"),
+    "audit": ("hopthu.audit.command",
+              "write the auditor's report: decree articles, controls, code and test evidence"),
     "pki": ("hopthu.pki_command", "prepare the mail hosts' TLS certificates on the controller"),
     "dns": ("hopthu.dns", "print the DNS records to publish for the ministry's mail domain"),
     "accounts": ("hopthu.accounts.command",

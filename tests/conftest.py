@@ -6,11 +6,19 @@ controls). Each ID is copied into the test's JUnit ``<properties>`` as
 ``control``, for skipped and failed tests too, so `hopthu audit` can join a
 run with compliance/controls.yml. tests/unit/test_controls.py checks that the
 IDs exist in controls.yml.
+
+Every JUnit file also names the code it tested: the testsuite property
+``commit`` (the checkout's commit, "+changes" when it has uncommitted
+changes), which the audit report shows beside each run.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+
+from hopthu.audit.checkout import commit
 
 
 def control_ids(item: pytest.Item) -> list[str]:
@@ -33,3 +41,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         for control in control_ids(item):
             item.user_properties.append(("control", control))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _commit_property(record_testsuite_property: Any) -> None:
+    record_testsuite_property("commit", commit())

@@ -3,8 +3,11 @@
 Both directions, so neither the map nor the tests can drift alone:
 
 - every control ID of DECREE.md is in controls.yml, and nothing else is;
-- every implemented control has a test carrying its ID, and names files that
-  exist; every planned or not-applicable control says why;
+- every article has its Vietnamese title as the original text gives it;
+- every implemented control has a test carrying its ID, lists at least one
+  test that runs on hosts (tests/lab or tests/infra; the completeness rule of
+  issue 7, hopthu/audit/completeness.py), and names files that exist; every
+  planned or not-applicable control says why;
 - every control ID a test carries is in controls.yml, and every test the map
   names exists and carries that control.
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +30,13 @@ import pytest
 import yaml
 
 from hopthu import ROOT
+from hopthu.audit.completeness import HOST_TEST_DIRS
 
 CONTROLS_FILE = ROOT / "compliance" / "controls.yml"
 #: shared/ sits beside the checkout, for developers and in CI.
 DECREE_FILE = ROOT.parent / "shared" / "DECREE.md"
+#: The decree's original Vietnamese text, beside DECREE.md.
+DECREE_VI_FILE = DECREE_FILE.with_name("decree-290-QD-BTP.vi.txt")
 TESTS_DIR = ROOT / "tests"
 
 ID_RE = re.compile(r"\bART\d+(?:-\d+)?(?:-[A-Z]+)+\b")
@@ -224,6 +231,28 @@ def test_planned_and_not_applicable_controls_say_why(controls: dict[str, dict[st
     )
 
 
+def test_every_article_has_its_vietnamese_title_from_the_original_text() -> None:
+    if not DECREE_VI_FILE.is_file():
+        pytest.skip(f"{DECREE_VI_FILE} is absent: shared/ must sit beside the checkout")
+    original = DECREE_VI_FILE.read_text(encoding="utf-8")
+    # The regulation's own articles; the decision before it has an Điều 1-3 too.
+    regulation = original[original.index("(Ban hành kèm theo"):]
+    articles = yaml.safe_load(CONTROLS_FILE.read_text(encoding="utf-8"))["articles"]
+    wrong = []
+    for article in articles:
+        title = str(article.get("title_vi") or "")
+        if not title or unicodedata.normalize("NFC", title) != title:
+            wrong.append(f"article {article['article']}: title_vi {title!r} is empty or not NFC")
+        elif not re.search(rf"Điều {article['article']}\. {re.escape(title)}\s", regulation):
+            wrong.append(f"article {article['article']}: 'Điều {article['article']}. {title}' "
+                         f"is not in {DECREE_VI_FILE.name}")
+    assert not wrong, (
+        f"{CONTROLS_FILE.name}: " + "; ".join(wrong)
+        + ". Copy each article's title exactly from the original text (it is the "
+        "report's Vietnamese heading)."
+    )
+
+
 def test_implemented_controls_name_files_that_exist(controls: dict[str, dict[str, Any]]) -> None:
     problems = []
     for cid, c in controls.items():
@@ -273,6 +302,20 @@ def test_every_implemented_control_has_a_test_carrying_its_id(
     assert not untested, (
         f"implemented controls without any test carrying their ID: {untested}. Mark the "
         'checks that prove them with @pytest.mark.control("ID"), or set them back to planned.'
+    )
+
+
+def test_every_implemented_control_lists_a_test_that_runs_on_hosts(
+    controls: dict[str, dict[str, Any]],
+) -> None:
+    # Issue 7, completeness: an implemented control is proven where it runs, by
+    # the lab or the infra suite; a unit test alone proves the code, not the hosts.
+    unproven = [cid for cid, c in controls.items() if c["status"] == "implemented"
+                and not any(str(t).startswith(HOST_TEST_DIRS) for t in c.get("tests") or [])]
+    assert not unproven, (
+        f"{CONTROLS_FILE.name}: implemented controls whose tests are all unit tests: "
+        f"{unproven}. List a test under {' or '.join(HOST_TEST_DIRS)} that proves the control "
+        "on a host, or set the control back to planned with a reason."
     )
 
 
