@@ -333,21 +333,42 @@ def imap_move(local: str, mark: str, source: str, target: str) -> None:
         assert status == "OK", reply
 
 
+def learn_logged(command: str, since: str) -> bool:
+    """Whether rspamd-learn logged that Rspamd's controller accepted `command`
+    (it logs "learned" only on rspamc's "success = true") since `since`."""
+    out = on_host(MX, f"journalctl -t hopthu-rspamd-learn --since {shlex.quote(since)} "
+                      f"--no-pager -o cat")
+    return f"{command}: learned" in out
+
+
 def test_moving_into_junk_learns_spam_and_out_of_junk_learns_ham() -> None:
+    """A move into Junk teaches Rspamd spam, a move out teaches it ham. The
+    learning program's own log says at once that the controller accepted it;
+    the controller's counters (`rspamc stat`) follow when Rspamd next reads
+    them from Redis, which it does on a timer (about every 30-60 s), so they
+    are given 120 s."""
     mark = token()
     code, text = from_internet(build(mark, prose(mark) + uuid.uuid4().hex))
     assert code == 250, (code, text)
     assert wait_for(lambda: in_mailbox(RECIPIENT, mark)), f"{mark} not delivered"
     before = learned()
+    since = on_host(MX, "date '+%Y-%m-%d %H:%M:%S'").strip()
     imap_move("binh", mark, "INBOX", "Junk")
-    assert wait_for(lambda: learned()["BAYES_SPAM"] > before["BAYES_SPAM"], timeout=30), (
-        f"moving into Junk did not teach Rspamd spam ({before} -> {learned()}); see "
-        "`journalctl -t hopthu-rspamd-learn` on mail1"
-    )
+    assert wait_for(lambda: learn_logged("learn_spam", since), timeout=30), (
+        "moving into Junk did not teach Rspamd spam: see `journalctl -t hopthu-rspamd-learn` "
+        "on mail1")
+    assert wait_for(lambda: learned()["BAYES_SPAM"] > before["BAYES_SPAM"], timeout=120), (
+        f"Rspamd accepted the spam lesson, but its BAYES_SPAM count did not grow "
+        f"({before} -> {learned()})")
     middle = learned()
+    since = on_host(MX, "date '+%Y-%m-%d %H:%M:%S'").strip()
     imap_move("binh", mark, "Junk", "INBOX")
-    assert wait_for(lambda: learned()["BAYES_HAM"] > middle["BAYES_HAM"], timeout=30), (
-        f"moving out of Junk did not teach Rspamd ham ({middle} -> {learned()})")
+    assert wait_for(lambda: learn_logged("learn_ham", since), timeout=30), (
+        "moving out of Junk did not teach Rspamd ham: see `journalctl -t hopthu-rspamd-learn` "
+        "on mail1")
+    assert wait_for(lambda: learned()["BAYES_HAM"] > middle["BAYES_HAM"], timeout=120), (
+        f"Rspamd accepted the ham lesson, but its BAYES_HAM count did not grow "
+        f"({middle} -> {learned()})")
 
 
 # --- Failure: Rspamd or clamd down, nothing accepted unscanned, nothing lost (ART7-INTEGRITY)
