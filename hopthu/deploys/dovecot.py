@@ -286,20 +286,6 @@ def apply() -> None:
         running=True,
         enabled=True,
     )
-    # The owner and the delegates of each unit mailbox get their rights on
-    # it, from the user database (the userdb deploy applied the registry
-    # earlier in the run); anyone else loses theirs. The program reads the
-    # new dovecot.conf itself (doveadm -c), so it may run before Dovecot
-    # reloads.
-    if values["dovecot__unit_sharing"]:
-        userdb_step = userdb_deploy.APPLIED.get(host.name)
-        apply_unit_acl(
-            name="Give unit mailbox owners and delegates their rights",
-            tool=UNIT_ACL,
-            force=bool(acl_tool.will_change or dovecot_conf.will_change
-                       or (userdb_step is not None and userdb_step.will_change)),
-        )
-
     # --- What the role's handlers do, in their order, only after a change ---------
 
     config_changed = any_changed(*config)
@@ -325,3 +311,16 @@ def apply() -> None:
         reloaded=True,
         _if=config_changed,
     )
+    # After the reload, as the role runs it after flush_handlers: doveadm asks
+    # the running Dovecot's auth service who a user is. The owner and the
+    # delegates of each unit mailbox get their rights on it, from the user
+    # database (the userdb deploy applied the registry earlier in the run);
+    # anyone else loses theirs.
+    if values["dovecot__unit_sharing"]:
+        userdb_step = userdb_deploy.APPLIED.get(host.name)
+        apply_unit_acl(
+            name="Give unit mailbox owners and delegates their rights",
+            tool=UNIT_ACL,
+            force=bool(acl_tool.will_change or dovecot_conf.will_change
+                       or (userdb_step is not None and userdb_step.will_change)),
+        )

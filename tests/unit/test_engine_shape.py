@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -78,25 +79,45 @@ def _action(task: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def ansible_steps(role: str) -> list[Step]:
-    """The role's tasks (tasks/main.yml) then its handlers (handlers/main.yml).
+    """The role's tasks (tasks/main.yml) then its handlers (handlers/main.yml);
+    where a task is ``meta: flush_handlers``, the handlers run there instead
+    (as Ansible runs them), and the tasks after it follow.
 
     A task that loops over a literal list with ``"{{ item }}"`` as an
     argument gets the list in place of ``"{{ item }}"``.
     """
-    steps: list[Step] = []
-    for kind in ("tasks", "handlers"):
+
+    def read(kind: str) -> list[tuple[Step | None, Path]]:
         path = ROLES_DIR / role / kind / "main.yml"
         if not path.is_file():
-            continue
+            return []
+        found: list[tuple[Step | None, Path]] = []
         for task in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
             module, args = _action(task)
             if module in ANSIBLE_ONLY_ACTIONS:
+                # None marks where the handlers are flushed.
+                if args == {"_raw": "flush_handlers"}:
+                    found.append((None, path))
                 continue
             assert task.get("name"), f"{path}: a task without a name ({module})"
             loop = task.get("loop")
             if isinstance(loop, list):
                 args = {k: (tuple(loop) if v == "{{ item }}" else v) for k, v in args.items()}
-            steps.append(Step(task["name"], module, args, f"{path.relative_to(ROOT)}"))
+            found.append((Step(task["name"], module, args, f"{path.relative_to(ROOT)}"), path))
+        return found
+
+    handlers = [step for step, _ in read("handlers") if step is not None]
+    steps: list[Step] = []
+    flushed = False
+    for step, _ in read("tasks"):
+        if step is None:
+            if not flushed:
+                steps.extend(handlers)
+                flushed = True
+            continue
+        steps.append(step)
+    if not flushed:
+        steps.extend(handlers)
     return steps
 
 
