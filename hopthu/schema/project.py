@@ -95,6 +95,14 @@ class ProjectSettings(SettingsModel):
             "its own play."
         )
     )
+    hopthu__service_stop_timeout_sec: RestartSeconds = Field(
+        description=(
+            "Seconds systemd gives what is left of a mail daemon's processes to end after a "
+            "stop or after its main process died, before it kills them (TimeoutStopSec= in "
+            "the drop-ins of Postfix, Dovecot, Rspamd, clamd and nginx, and the portal's "
+            "unit; not Redis, which saves its data when it stops)."
+        )
+    )
     hopthu__service_start_limit_burst: StartLimitBurst = Field(
         description=(
             "How many starts systemd allows a mail daemon within "

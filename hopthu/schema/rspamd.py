@@ -336,12 +336,6 @@ class RspamdSettings(SettingsModel):
             "is refused temporarily (451), never accepted unscanned."
         )
     )
-    rspamd__stop_timeout: Seconds = Field(
-        description=(
-            "How long systemd waits for Rspamd's processes to end after a stop or after its "
-            "main process died, before it kills them (TimeoutStopSec), in seconds."
-        )
-    )
     rspamd__max_message_size: MessageBytes = Field(
         description=(
             "The largest message Rspamd accepts, in bytes; above postfix__message_size_limit "

@@ -29,7 +29,7 @@ from hopthu.render import render
 MX_DAEMONS = daemons("mail_mx")
 STORE_DAEMONS = daemons("mail_store")
 
-PROPERTIES = ("LoadState", "ActiveState", "SubState", "Restart", "RestartUSec",
+PROPERTIES = ("LoadState", "ActiveState", "SubState", "Restart", "RestartUSec", "TimeoutStopUSec",
               "StartLimitBurst", "StartLimitIntervalUSec", "MainPID", "FragmentPath",
               "DropInPaths")
 
@@ -56,6 +56,8 @@ def configured(daemon: Daemon, host_settings: Any, release: int) -> dict[str, An
         "RestartSec": parse_timespan(unit["Service"]["RestartSec"]),
         "StartLimitBurst": int(unit["Unit"]["StartLimitBurst"]),
         "StartLimitIntervalSec": parse_timespan(unit["Unit"]["StartLimitIntervalSec"]),
+        **({"TimeoutStopSec": parse_timespan(unit["Service"]["TimeoutStopSec"])}
+           if "TimeoutStopSec" in unit["Service"] else {}),
     }
 
 
@@ -74,6 +76,8 @@ def check_policy(host: Any, hostname: str, host_settings: Any, daemon: Daemon) -
         "StartLimitIntervalSec": parse_timespan(state["StartLimitIntervalUSec"]),
     }
     wanted = configured(daemon, host_settings, release)
+    if "TimeoutStopSec" in wanted:
+        applied["TimeoutStopSec"] = parse_timespan(state["TimeoutStopUSec"])
     assert applied == wanted, (
         f"systemd applies {applied} to {unit} on {hostname}, not the policy of "
         f"templates/{daemon.template(release)}: {wanted}. Its files: "

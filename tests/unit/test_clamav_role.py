@@ -86,6 +86,7 @@ def test_the_service_drop_in_lifts_debians_conditions_and_restarts_clamd() -> No
         ("[Unit]", ""), ("ConditionPathExistsGlob", ""),
         ("StartLimitIntervalSec", "600s"), ("StartLimitBurst", "10"),
         ("[Service]", ""), ("Restart", "on-failure"), ("RestartSec", "30s"),
+        ("TimeoutStopSec", "10s"),
     ]
 
 

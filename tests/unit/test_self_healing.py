@@ -30,7 +30,14 @@ import yaml
 
 from hopthu import ROOT
 from hopthu import inventory as inventory_mod
-from hopthu.daemons import DAEMONS, RELEASES, Daemon, parse_timespan, parse_unit_file
+from hopthu.daemons import (
+    DAEMONS,
+    RELEASES,
+    Daemon,
+    heal_bound,
+    parse_timespan,
+    parse_unit_file,
+)
 from hopthu.render import render
 from hopthu.settings import load_host
 
@@ -281,3 +288,18 @@ def test_a_changed_postfix_drop_in_restarts_postfix_in_both_engines() -> None:
                    and isinstance(_keyword(c, "name"), ast.Constant)
                    and _keyword(c, "name").value == "Restart Postfix")  # type: ignore[union-attr]
     assert ast.unparse(_keyword(restart, "_if")) == "dropin.did_change"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("name", "expected"), [("postfix", 50), ("rspamd", 50), ("clamd", 75),
+                                                ("redis", 210), ("portal", 50)])
+def test_the_healing_bound_follows_the_stop_timeout_and_the_restart_delay(
+        name: str, expected: int) -> None:
+    """Twice the stop timeout (after SIGTERM, again after SIGKILL), the restart
+    delay and the start allowance; Redis keeps systemd's 90 s stop timeout."""
+    values = settings("lab", "mail1", 13)
+    daemon = next(d for d in DAEMONS if d.name == name)
+    assert heal_bound(daemon, values) == expected
+    stop = "TimeoutStopSec" in policy(daemon, values, 13).get("Service", {})
+    assert stop == (daemon.stop_setting is not None), (
+        f"{daemon.template(13)} and hopthu.daemons disagree on whether {name} has its own "
+        "stop timeout")
