@@ -86,42 +86,52 @@ Runner = Callable[[Target, str], RunResult]
 def targets(inventory: Inventory) -> list[Target]:
     """Every host of the inventory, with its SSH command from its settings."""
     from hopthu import settings as settings_mod  # late: the model takes a moment to load
-    from hopthu.accounts.command import ssh_argv
 
     found = []
     for name in inventory.hosts:
-        groups = tuple(inventory.host_groups(name))
         try:
             loaded = settings_mod.load_host(inventory.path, name)
         except Exception as exc:  # noqa: BLE001 - reported in the report, per host
-            found.append(Target(name, inventory.hosts[name].address, groups,
-                                error=f"its settings did not load ({exc}); run "
-                                f"`hopthu settings check --inventory {inventory.name}`"))
+            found.append(unloaded(inventory, name, exc))
             continue
-        values: dict[str, Any] = loaded.values
-        packages: list[str] = []
-        for role in loaded.roles:
-            packages += [str(p) for p in values.get(f"{role}__packages") or []]
-        packages += [str(p) for p in values.get("common__packages_extra") or []]
-        user = str(values.get("ansible_user") or "root")
-        found.append(Target(
-            name=name, groups=groups,
-            address=str(values.get("ansible_host", inventory.hosts[name].address)),
-            ssh_argv=tuple(ssh_argv(loaded)),
-            become=user != "root" and bool(values.get("ansible_become")),
-            packages=tuple(sorted(set(packages))),
-        ))
+        found.append(target_from(inventory, name, loaded))
     return found
 
 
-def ssh_run(target: Target, script: str) -> RunResult:
+def unloaded(inventory: Inventory, name: str, exc: Exception) -> Target:
+    """A host whose settings did not load: it cannot be reached, and says why."""
+    return Target(name, inventory.hosts[name].address, tuple(inventory.host_groups(name)),
+                  error=f"its settings did not load ({exc}); run "
+                  f"`hopthu settings check --inventory {inventory.name}`")
+
+
+def target_from(inventory: Inventory, name: str, loaded: Any) -> Target:
+    """How to reach `name`, from its loaded settings (hopthu.settings.Settings)."""
+    from hopthu.accounts.command import ssh_argv
+
+    values: dict[str, Any] = loaded.values
+    packages: list[str] = []
+    for role in loaded.roles:
+        packages += [str(p) for p in values.get(f"{role}__packages") or []]
+    packages += [str(p) for p in values.get("common__packages_extra") or []]
+    user = str(values.get("ansible_user") or "root")
+    return Target(
+        name=name, groups=tuple(inventory.host_groups(name)),
+        address=str(values.get("ansible_host", inventory.hosts[name].address)),
+        ssh_argv=tuple(ssh_argv(loaded)),
+        become=user != "root" and bool(values.get("ansible_become")),
+        packages=tuple(sorted(set(packages))),
+    )
+
+
+def ssh_run(target: Target, script: str, timeout: int = SSH_TIMEOUT) -> RunResult:
     """Run `script` with sh on the host; ssh's own failures give rc 255."""
     remote = "sudo -n sh -s" if target.become else "sh -s"
     try:
         done = subprocess.run([*target.ssh_argv, remote], input=script, capture_output=True,
-                              text=True, timeout=SSH_TIMEOUT, check=False)
+                              text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        return RunResult(255, "", f"no answer within {SSH_TIMEOUT} s")
+        return RunResult(255, "", f"no answer within {timeout} s")
     except OSError as exc:
         return RunResult(255, "", f"cannot run ssh: {exc}")
     return RunResult(done.returncode, done.stdout, done.stderr)
