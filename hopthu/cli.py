@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "settings": ("hopthu.settings_command", "load, check and show the settings of an inventory"),
     "deploy": ("hopthu.engines", "deploy an inventory with Ansible or pyinfra"),
     "verify": ("hopthu.verify", "run the infra suite (tests/infra) against an inventory"),
+    "status": ("hopthu.status",
+               "check every host of an inventory and say what to do about each failure"),
     "audit": ("hopthu.audit.command",
               "write the auditor's report: decree articles, controls, code and test evidence"),
     "pki": ("hopthu.pki_command", "prepare the mail hosts' TLS certificates on the controller"),
