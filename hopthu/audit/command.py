@@ -5,6 +5,7 @@
         --junit reports/lab/lab-junit.xml --junit reports/lab/lab-bookworm-junit.xml
     hopthu audit --inventory lab --junit FILE --no-hosts --out /tmp/audit
     hopthu audit ... [--decree shared/DECREE.md] [--controls compliance/controls.yml]
+    hopthu audit ... --screenshot                              # also report.png, from Chromium
 
 With --junit (repeatable) it reads those runs; without, it runs the infra
 suite the way `hopthu verify` does (read-only unless --allow-intrusive) and
@@ -13,10 +14,16 @@ compliance/controls.yml and DECREE.md, reads the hosts' OS, packages and
 managed files over SSH (unless --no-hosts), and writes report.html and
 report.md (default: reports/audit/).
 
+With --screenshot it then opens report.html in Debian's headless Chromium
+(hopthu/audit/browser.py), saves what it shows as report.png beside it, and
+checks the page: not blank, every article of the decree with its heading
+and a link from the contents, every link landing on something.
+
 Exit status: 0 when every implemented control is proven by passing tests
 on hosts and the map is complete; 1 when a test of an implemented control
 failed or is missing, a control is not proven, or the completeness rule is
-broken; 2 when an input is unusable (nothing is written then).
+broken (or, with --screenshot, the browser does not show the report whole);
+2 when an input is unusable (nothing is written then).
 """
 
 from __future__ import annotations
@@ -25,9 +32,13 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hopthu import ROOT
 from hopthu import inventory as inventory_mod
+
+if TYPE_CHECKING:
+    from hopthu.audit.report import Written
 
 PREFIX = "hopthu audit"
 #: Where `hopthu verify` writes its runs: <reports>/<inventory>/infra-junit.xml.
@@ -55,6 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "shared/DECREE.md beside the checkout")
     parser.add_argument("--controls", metavar="FILE", type=Path,
                         help="the compliance map; default: compliance/controls.yml")
+    parser.add_argument("--screenshot", action="store_true",
+                        help="open report.html in headless Chromium (Debian's chromium), save "
+                        "report.png beside it, and fail unless it shows the page with every "
+                        "article's heading and working links")
 
 
 def run_infra_suite(inventory: str, allow_intrusive: bool) -> Path | None:
@@ -105,4 +120,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PREFIX}: {line}")
     print(f"{PREFIX}: wrote {written.html}")
     print(f"{PREFIX}: wrote {written.markdown}")
+    if args.screenshot:
+        return max(written.audit.exit_code, check_in_browser(written))
     return written.audit.exit_code
+
+
+def check_in_browser(written: Written) -> int:
+    """--screenshot: 0 when Chromium shows the whole report, else 1 with what is wrong."""
+    from hopthu.audit import browser
+
+    try:
+        png, problems = browser.check_report(written.html,
+                                             [art.row for art in written.audit.articles])
+    except (browser.BrowserError, ValueError) as exc:
+        print(f"{PREFIX}: the report could not be opened in a browser: {exc}", file=sys.stderr)
+        return 1
+    print(f"{PREFIX}: wrote {png} (the report as headless Chromium shows it)")
+    for problem in problems:
+        print(f"{PREFIX}: in the browser: {problem}", file=sys.stderr)
+    return 1 if problems else 0
