@@ -22,8 +22,10 @@ and a link from the contents, every link landing on something.
 Exit status: 0 when every implemented control is proven by passing tests
 on hosts and the map is complete; 1 when a test of an implemented control
 failed or is missing, a control is not proven, or the completeness rule is
-broken (or, with --screenshot, the browser does not show the report whole);
-2 when an input is unusable (nothing is written then).
+broken; 2 when an input is unusable (nothing is written then); 3 with
+--screenshot when the reports were written but Chromium does not show the
+report whole (or cannot run), whatever the audit's verdict, so that a
+caller can tell a broken report from an audit that fails.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
     from hopthu.audit.report import Written
 
 PREFIX = "hopthu audit"
+#: The exit status when --screenshot finds the written report broken in a browser.
+BROKEN_REPORT = 3
 #: Where `hopthu verify` writes its runs: <reports>/<inventory>/infra-junit.xml.
 REPORTS = ROOT / "reports"
 
@@ -120,13 +124,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PREFIX}: {line}")
     print(f"{PREFIX}: wrote {written.html}")
     print(f"{PREFIX}: wrote {written.markdown}")
-    if args.screenshot:
-        return max(written.audit.exit_code, check_in_browser(written))
+    if args.screenshot and not shown_in_browser(written):
+        return BROKEN_REPORT
     return written.audit.exit_code
 
 
-def check_in_browser(written: Written) -> int:
-    """--screenshot: 0 when Chromium shows the whole report, else 1 with what is wrong."""
+def shown_in_browser(written: Written) -> bool:
+    """--screenshot: whether Chromium shows the whole report; if not, says what is wrong."""
     from hopthu.audit import browser
 
     try:
@@ -134,8 +138,8 @@ def check_in_browser(written: Written) -> int:
                                              [art.row for art in written.audit.articles])
     except (browser.BrowserError, ValueError) as exc:
         print(f"{PREFIX}: the report could not be opened in a browser: {exc}", file=sys.stderr)
-        return 1
+        return False
     print(f"{PREFIX}: wrote {png} (the report as headless Chromium shows it)")
     for problem in problems:
         print(f"{PREFIX}: in the browser: {problem}", file=sys.stderr)
-    return 1 if problems else 0
+    return not problems

@@ -181,3 +181,29 @@ def test_page_problems_name_a_missing_article_a_dead_link_and_a_link_that_leaves
         "the link https://example.org/ leaves the report (it must be self-contained)",
         f"the link missing.j2 names {tmp_path / 'missing.j2'}, which does not exist",
     ]
+
+
+def test_a_report_the_browser_does_not_show_whole_exits_3_and_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(html: Path, rows: object) -> tuple[Path, list[str]]:
+        return html.with_suffix(".png"), ["Art. 11.6: no section #art-11-6 with a heading"]
+
+    monkeypatch.setattr(browser, "check_report", broken)
+    run = junit_file(tmp_path / "lab-junit.xml",
+                     case(f"tests/lab/test_filtering.py::{GTUBE}", controls=("ART11-6-SPAM",)))
+    code = cli.main(["audit", "--inventory", "lab", "--junit", str(run), "--no-hosts",
+                     "--out", str(tmp_path / "audit"), "--screenshot"])
+    assert code == 3, "a broken report is told apart from an audit that fails (1)"
+    assert ("hopthu audit: in the browser: Art. 11.6: no section #art-11-6 with a heading"
+            in capsys.readouterr().err)
+    assert (tmp_path / "audit" / "report.html").is_file(), "the report is kept, to be looked at"
+
+    def no_chromium(html: Path, rows: object) -> tuple[Path, list[str]]:
+        raise browser.BrowserError("chromium is not installed: apt-get install chromium")
+
+    monkeypatch.setattr(browser, "check_report", no_chromium)
+    assert cli.main(["audit", "--inventory", "lab", "--junit", str(run), "--no-hosts",
+                     "--out", str(tmp_path / "audit"), "--screenshot"]) == 3
+    assert "could not be opened in a browser: chromium is not installed" in \
+        capsys.readouterr().err
