@@ -164,7 +164,8 @@ CASES = [
         "common__firewall_group_services:\n"
         "  mail_mx: {internet: [smtp, smpt], internal: []}\n"),
          ENV, "common__firewall_group_services.mail_mx.internet[1]",
-         "one of the services of common__firewall_service_ports: dns, dovecot-auth, https"),
+         "one of the services of common__firewall_service_ports: dns, dovecot-auth, "
+         "dovecot-metrics, https"),
     Case("misspelled-nested-key", env(
         "common__firewall_group_services:\n  mail_mx: {internet: [], intranet: []}\n"),
          ENV, "common__firewall_group_services.mail_mx.intranet", "exactly the keys",
