@@ -19,9 +19,12 @@ from hopthu.deploys import (
     common,
     dovecot,
     lab_peer,
+    node_exporter,
     pki,
     portal,
     postfix,
+    postfix_exporter,
+    prometheus,
     redis,
     rspamd,
     userdb,
@@ -29,6 +32,12 @@ from hopthu.deploys import (
 
 # site.yml play 2: every host.
 common.apply()
+
+# site.yml's "Give every monitored host its metrics exporter" play, before
+# the mail roles (the rspamd deploy writes into its textfile directory).
+if any(group in host.groups for group in ("mail_mx", "mail_store", "mail_backup",
+                                            "mail_monitor")):
+    node_exporter.apply()
 
 # site.yml's mail core plays, in their order, chosen by group membership (a
 # Python `if` on the inventory, never on host state); a host in both groups
@@ -44,11 +53,20 @@ if "mail_mx" in host.groups:
     rspamd.apply()
 if "mail_mx" in host.groups:
     postfix.apply()
+# site.yml's "Publish the MX hosts' queue metrics" play.
+if "mail_mx" in host.groups:
+    postfix_exporter.apply()
 if "mail_store" in host.groups:
     dovecot.apply()
 # site.yml's "Build the password portal" play.
 if "mail_store" in host.groups:
     portal.apply()
+
+# site.yml's "Build the monitor host" play: the CA in the trust store (no
+# certificate of its own), then Prometheus and the blackbox exporter.
+if "mail_monitor" in host.groups:
+    pki.apply()
+    prometheus.apply()
 
 # Later issues add, in site.yml's order: the borg repositories (mail_backup).
 

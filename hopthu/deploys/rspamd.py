@@ -553,6 +553,57 @@ def apply() -> None:
         enabled=True,
     )
 
+    # --- Metrics (Art. 11.1, roles/rspamd/README.md "Metrics") ----------------------
+    # The filter health collector: a timer writes Rspamd's metrics (read from
+    # the controller on loopback with the password that never leaves the host)
+    # and whether Rspamd and clamd answer, for the node exporter's textfile
+    # collector (roles/node_exporter), which the monitor host scrapes.
+    files.directory(
+        name="Create the hopthu helper directory",
+        path="/usr/local/lib/hopthu",
+        present=True,
+        user="root",
+        group="root",
+        mode="0755",
+    )
+    put_template(
+        name="Render the filter health collector",
+        template="usr/local/lib/hopthu/filter-metrics.j2",
+        dest="/usr/local/lib/hopthu/filter-metrics",
+        user="root",
+        group="root",
+        mode="0755",
+        variables=values,
+    )
+    metrics_service = put_template(
+        name="Render the filter health collector unit",
+        template="etc/systemd/system/hopthu-filter-metrics.service.j2",
+        dest="/etc/systemd/system/hopthu-filter-metrics.service",
+        user="root",
+        group="root",
+        mode="0644",
+        variables=values,
+    )
+    metrics_timer = put_template(
+        name="Render the filter health collector timer",
+        template="etc/systemd/system/hopthu-filter-metrics.timer.j2",
+        dest="/etc/systemd/system/hopthu-filter-metrics.timer",
+        user="root",
+        group="root",
+        mode="0644",
+        variables=values,
+    )
+    systemd.daemon_reload(
+        name="Reload systemd units after a filter health collector change",
+        _if=any_changed(metrics_service, metrics_timer),
+    )
+    systemd.service(
+        name="Enable and start the filter health collector timer",
+        service="hopthu-filter-metrics.timer",
+        running=True,
+        enabled=True,
+    )
+
     # --- What the role's handlers do, in their order, only after a change ---------
 
     changed = any_changed(password, *rendered, removed)
@@ -567,4 +618,10 @@ def apply() -> None:
         running=True,
         reloaded=True,
         _if=changed,
+    )
+    # A changed timer takes its new interval only when it is started again.
+    server.shell(
+        name="Restart the filter health collector timer",
+        commands=["systemctl restart hopthu-filter-metrics.timer"],
+        _if=metrics_timer.did_change,
     )

@@ -17,6 +17,9 @@ from hopthu import ROOT
 SERVICES = (
     "ssh", "nftables", "unbound", "chrony", "postfix", "dovecot", "rspamd", "redis-server",
     "clamav-daemon", "nginx", "nsd", "fail2ban",
+    # Monitoring (roles/node_exporter, postfix_exporter, prometheus).
+    "prometheus-node-exporter", "prometheus-postfix-exporter", "prometheus",
+    "prometheus-blackbox-exporter",
 )
 
 
@@ -96,6 +99,13 @@ def render(junit: Path | None = None) -> tuple[str, bool]:
         "  hopthu verify --inventory lab             run the infra suite again",
         "  hopthu deploy --engine pyinfra --inventory lab --check   the other engine, dry",
     ]
+    monitor = [h for h in inv.hosts_in("mail_monitor") if h in lab_status["hosts"]]
+    if monitor and "prometheus" in host_services(monitor[0]):
+        from hopthu.settings import load_host
+
+        port = load_host("lab", monitor[0]).values["prometheus__port"]
+        url = f"http://{inv.hosts[monitor[0]].address}:{port}/alerts"
+        lines.append(f"  {url:<41} the monitor's alerts (internal zone)")
     mx = [h for h in inv.hosts_in("mail_mx") if h in lab_status["hosts"]]
     if mx and "postfix" in host_services(mx[0]):
         address = inv.hosts[mx[0]].address

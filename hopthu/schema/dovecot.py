@@ -167,6 +167,13 @@ class DovecotSettings(SettingsModel):
     dovecot__managesieve_port: Port = Field(
         description="ManageSieve (RFC 5804): users edit their filters and vacation replies."
     )
+    dovecot__metrics_port: PortOrOff = Field(
+        description=(
+            "Dovecot's OpenMetrics endpoint (the stats service, http://HOST:PORT/metrics) that "
+            "the monitor host scrapes; 0 turns it off. Plain HTTP without a password: the "
+            "firewall opens it to the internal zone only. No metric is grouped by user."
+        )
+    )
     dovecot__junk_sieve: bool = Field(
         description=(
             "Whether a global Sieve script, at delivery and before the user's own filters, "

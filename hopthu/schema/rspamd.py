@@ -175,6 +175,30 @@ Seconds = _positive("seconds", 60)
 MessageBytes = _positive("bytes", 67108864)
 
 
+def _prom_file(value: str) -> None:
+    _absolute_path(value)
+    if not value.endswith(".prom"):
+        raise ValueError("does not end in .prom, the only files the textfile collector reads")
+
+
+PromFile = checked(
+    str,
+    "an absolute path of a file ending in .prom, e.g. "
+    "/var/lib/prometheus/node-exporter/hopthu_filter.prom",
+    _prom_file,
+)
+
+
+def _metrics_interval(value: int) -> None:
+    if not 10 <= value <= 300:
+        raise ValueError("is outside 10-300")
+
+
+MetricsInterval = checked(
+    int, "a whole number of seconds from 10 to 300, e.g. 30", _metrics_interval
+)
+
+
 class RspamdSettings(SettingsModel):
     """Rspamd: spam and virus filtering, DKIM/ARC signing, SPF/DKIM/DMARC checks, content policy.
 
@@ -203,6 +227,18 @@ class RspamdSettings(SettingsModel):
         description=(
             "Where the controller (web interface, learning, statistics) listens. Loopback "
             "only, with a password generated on the host (roles/rspamd/README.md)."
+        )
+    )
+    rspamd__metrics_textfile: PromFile = Field(
+        description=(
+            "Where the filter health collector writes Rspamd's metrics (its controller's "
+            "/metrics) and whether Rspamd and clamd answer, for the node exporter's textfile "
+            "collector: a *.prom file in node_exporter__textfile_dir."
+        )
+    )
+    rspamd__metrics_interval_sec: MetricsInterval = Field(
+        description=(
+            "Seconds between two runs of the filter health collector (its systemd timer)."
         )
     )
     rspamd__redis_servers: RedisServer = Field(
@@ -411,6 +447,15 @@ class RspamdSettings(SettingsModel):
                 f"leaves less than 1 MiB above postfix__message_size_limit = {size}: the "
                 f"largest messages Postfix accepts would not be scanned",
                 f"at least {size + 1048576}",
+            )
+        textfile_dir = getattr(self, "node_exporter__textfile_dir", None)
+        if textfile_dir is not None and \
+                self.rspamd__metrics_textfile.rsplit("/", 1)[0] != textfile_dir:
+            yield CrossCheck(
+                ("rspamd__metrics_textfile",), self.rspamd__metrics_textfile,
+                f"is not in node_exporter__textfile_dir = {textfile_dir!r}, so the node "
+                "exporter would never publish Rspamd's and clamd's health",
+                f"a .prom file in {textfile_dir}, e.g. {textfile_dir}/hopthu_filter.prom",
             )
         port = getattr(self, "redis__port", None)
         server = self.rspamd__redis_servers

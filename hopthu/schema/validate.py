@@ -147,7 +147,11 @@ def _misspelled(model: type[SettingsModel], key: str, value: Any) -> Problem:
 
 
 def _validate_field(model: type[SettingsModel], key: str, value: Any) -> list[Problem]:
-    adapter = TypeAdapter(field_type(model, key), config=ConfigDict(strict=True))
+    tp = field_type(model, key)
+    # A mapping with its own model (a Strict subclass) is strict already, and
+    # pydantic refuses a config for it.
+    adapter = (TypeAdapter(tp) if _is_model(_strip(tp))
+               else TypeAdapter(tp, config=ConfigDict(strict=True)))
     try:
         adapter.validate_python(value)
     except ValidationError as exc:

@@ -7,15 +7,16 @@ is given.
 
 Tests ask for a host by the group they check, and run once per host of it:
 
-==============  ======================================
-fixture         hosts
-==============  ======================================
-``host``        every host of the inventory
-``mx_host``     mail_mx
-``store_host``  mail_store
-``backup_host`` mail_backup
-``peer_host``   lab_peer (the lab's "Internet")
-==============  ======================================
+================  ======================================
+fixture           hosts
+================  ======================================
+``host``          every host of the inventory
+``mx_host``       mail_mx
+``store_host``    mail_store
+``backup_host``   mail_backup
+``monitor_host``  mail_monitor (Prometheus, the probes)
+``peer_host``     lab_peer (the lab's "Internet")
+================  ======================================
 
 ``target`` is the host's name, address and groups; ``settings`` its resolved
 variables from the settings model, so every expected value is the one the
@@ -47,6 +48,7 @@ HOST_FIXTURES: dict[str, str | None] = {
     "mx_host": "mail_mx",
     "store_host": "mail_store",
     "backup_host": "mail_backup",
+    "monitor_host": "mail_monitor",
     "peer_host": "lab_peer",
 }
 
@@ -317,6 +319,11 @@ def store_host(host: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def backup_host(host: Any) -> Any:
+    return host
+
+
+@pytest.fixture(scope="module")
+def monitor_host(host: Any) -> Any:
     return host
 
 

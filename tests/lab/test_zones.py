@@ -33,8 +33,9 @@ INTERNAL_HOST = "client1"
 #: What the Internet may reach on a host that is both MX and store: SMTP,
 #: submission (STARTTLS and implicit TLS), IMAPS, POP3S.
 ISSUE_INTERNET_PORTS = frozenset({25, 465, 587, 993, 995})
-#: What only the internal network may reach: SSH, ManageSieve, metrics.
-ISSUE_INTERNAL_ONLY_PORTS = frozenset({22, 4190, 9100})
+#: What only the internal network may reach: SSH, ManageSieve, metrics (the
+#: node exporter, the Postfix exporter, Dovecot's endpoint: issue 7).
+ISSUE_INTERNAL_ONLY_PORTS = frozenset({22, 4190, 9100, 9154, 9900})
 #: Ports nobody may reach (clear-text mail access, LMTP, Rspamd, Redis...).
 CLOSED_EVERYWHERE = frozenset({110, 143, 24, 6379, 11332, 11334})
 PROBED = sorted(ISSUE_INTERNET_PORTS | ISSUE_INTERNAL_ONLY_PORTS | CLOSED_EVERYWHERE)

@@ -59,12 +59,19 @@ def mail1() -> dict[str, Any]:
 #: The one file the role writes outside Rspamd's own directories: systemd's
 #: restart policy for rspamd.service (Art. 11.1).
 UNIT_DROP_IN = "/etc/systemd/system/rspamd.service.d/hopthu.conf"
+#: The filter health collector and its units (Art. 11.1, README.md "Metrics").
+FILTER_METRICS = [
+    "/usr/local/lib/hopthu/filter-metrics",
+    "/etc/systemd/system/hopthu-filter-metrics.service",
+    "/etc/systemd/system/hopthu-filter-metrics.timer",
+]
 
 
 def test_the_role_and_the_deploy_own_the_same_drop_in_files() -> None:
     templates = [t["ansible.builtin.template"]["dest"] for t in tasks()
                  if "ansible.builtin.template" in t]
-    assert [d for d in templates if not d.startswith("/etc/rspamd/")] == [UNIT_DROP_IN]
+    assert [d for d in templates if not d.startswith("/etc/rspamd/")] == [
+        UNIT_DROP_IN, *FILTER_METRICS]
     written = [d for d in templates if d.startswith("/etc/rspamd/")]
     removal = task("Remove the files the role did not write from the Rspamd drop-in directories")
     kept = removal["vars"]["__rspamd__managed_files"]

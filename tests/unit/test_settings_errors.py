@@ -164,7 +164,8 @@ CASES = [
         "common__firewall_group_services:\n"
         "  mail_mx: {internet: [smtp, smpt], internal: []}\n"),
          ENV, "common__firewall_group_services.mail_mx.internet[1]",
-         "one of the services of common__firewall_service_ports: dns, dovecot-auth, https"),
+         "one of the services of common__firewall_service_ports: dns, dovecot-auth, "
+         "dovecot-metrics, https"),
     Case("misspelled-nested-key", env(
         "common__firewall_group_services:\n  mail_mx: {internet: [], intranet: []}\n"),
          ENV, "common__firewall_group_services.mail_mx.intranet", "exactly the keys",
@@ -263,6 +264,51 @@ CASES = [
          env('dovecot__rspamd_controller_password_file: "controller.password"\n'),
          ENV, "dovecot__rspamd_controller_password_file", "an absolute path",
          "is not an absolute path"),
+    # --- Monitoring (Art. 11.1: roles node_exporter, postfix_exporter, prometheus) ---
+    Case("dovecot-metrics-port-out-of-range", env("dovecot__metrics_port: 99000\n"),
+         ENV, "dovecot__metrics_port", "0 (off) or a port number",
+         "is not 0 (off) or a port number"),
+    Case("node-exporter-unit-without-its-suffix",
+         env('node_exporter__systemd_units: ["postfix"]\n'),
+         ENV, "node_exporter__systemd_units[0]", "a systemd service unit",
+         "is not a systemd service unit name"),
+    Case("node-exporter-no-unit-at-all", env("node_exporter__systemd_units: []\n"),
+         ENV, "node_exporter__systemd_units", "a list (at least 1)", "fewer than the 1 required"),
+    Case("node-exporter-textfile-dir-relative",
+         env('node_exporter__textfile_dir: "var/lib/prometheus/node-exporter"\n'),
+         ENV, "node_exporter__textfile_dir", "an absolute path", "is not an absolute path"),
+    Case("postfix-exporter-port-zero", env("postfix_exporter__port: 0\n"),
+         ENV, "postfix_exporter__port", "from 1 to 65535", "is not a port number"),
+    Case("rspamd-metrics-file-not-prom", env(
+        'rspamd__metrics_textfile: "/var/lib/prometheus/node-exporter/rspamd.txt"\n'),
+         ENV, "rspamd__metrics_textfile", "a file ending in .prom",
+         "the only files the textfile collector reads"),
+    Case("rspamd-metrics-every-second", env("rspamd__metrics_interval_sec: 1\n"),
+         ENV, "rspamd__metrics_interval_sec", "from 10 to 300", "is outside 10-300"),
+    Case("prometheus-retention-in-words", env('prometheus__retention: "90 days"\n'),
+         ENV, "prometheus__retention", "a Prometheus duration",
+         "is not a Prometheus retention time"),
+    Case("prometheus-unknown-exporter", env(
+        "prometheus__scrape_hosts:\n"
+        '  - {name: mx1, address: "192.0.2.10", exporters: [node, rspamd]}\n'),
+         ENV, "prometheus__scrape_hosts[0].exporters[1]", "one of: 'node', 'postfix', 'dovecot'",
+         "is not one of the allowed values"),
+    Case("prometheus-scrape-host-without-address", env(
+        "prometheus__scrape_hosts:\n  - {name: mx1, exporters: [node]}\n"),
+         ENV, "prometheus__scrape_hosts[0].address", "a lowercase host name",
+         "lacks the key 'address'"),
+    Case("prometheus-exporter-port-missing", env(
+        "prometheus__exporter_ports: {node: 9100, postfix: 9154}\n"),
+         ENV, "prometheus__exporter_ports.dovecot", "a port number", "lacks the key 'dovecot'"),
+    Case("prometheus-probe-path-without-slash", env(
+        'prometheus__https_probe_path: "mail/config-v1.1.xml"\n'),
+         ENV, "prometheus__https_probe_path", "a URL path starting with '/'",
+         "is not a URL path"),
+    Case("prometheus-cert-warning-of-a-year-and-more", env("prometheus__cert_expiry_days: 400\n"),
+         ENV, "prometheus__cert_expiry_days", "from 1 to 365", "is outside 1-365"),
+    Case("prometheus-disk-threshold-over-100", env("prometheus__disk_used_percent: 120\n"),
+         ENV, "prometheus__disk_used_percent", "a whole percentage from 1 to 100",
+         "is not a percentage"),
     Case("site-yml-unknown-role", lambda p: p.write("site.yml", """
         - name: Base
           hosts: all
@@ -419,6 +465,66 @@ FILTER_CASES = [
          ENV, "dovecot__rspamd_controller", "'localhost:11334'",
          "differs from rspamd__controller_bind"),
 ]
+
+
+# --- Monitoring: what only shows when the roles of a host meet -----------------------------
+
+MONITOR_SITE = FILTER_SITE + """
+- hosts: mail_mx:mail_store:mail_backup
+  roles: [node_exporter]
+- hosts: mail_backup
+  roles: [prometheus]
+"""
+
+
+@pytest.fixture
+def monitor_project(filter_project: Project) -> Project:
+    """The filtering tree, with the node exporter everywhere and backup1 as the monitor."""
+    for role in ("node_exporter", "prometheus"):
+        target = filter_project.root / "roles" / role / "defaults"
+        target.mkdir(parents=True)
+        shutil.copy(ROOT / "roles" / role / "defaults" / "main.yml", target / "main.yml")
+    filter_project.write("site.yml", MONITOR_SITE)
+    return filter_project
+
+
+MONITOR_CASES = [
+    Case("rspamd-metrics-outside-the-textfile-dir",
+         env('rspamd__metrics_textfile: "/var/lib/hopthu/hopthu_filter.prom"\n'),
+         ENV, "rspamd__metrics_textfile", "a .prom file in /var/lib/prometheus/node-exporter",
+         "the node exporter would never publish"),
+    Case("prometheus-probe-timeout-not-below-the-interval",
+         env("prometheus__probe_timeout_sec: 30\n"),
+         ENV, "prometheus__probe_timeout_sec", "fewer than 30 seconds",
+         "Prometheus refuses a scrape timeout longer than the interval"),
+    Case("prometheus-host-scraped-twice", env(
+        "prometheus__scrape_hosts:\n"
+        '  - {name: mx1, address: "192.0.2.10", exporters: [node]}\n'
+        '  - {name: mx1, address: "192.0.2.10", exporters: [postfix]}\n'),
+         ENV, "prometheus__scrape_hosts[1].name", "each inventory host once", "is listed twice"),
+]
+
+
+@pytest.mark.parametrize("case", MONITOR_CASES, ids=[c.id for c in MONITOR_CASES])
+def test_a_monitoring_setting_that_contradicts_another_is_reported(
+    monitor_project: Project, case: Case
+) -> None:
+    case.setup(monitor_project)
+    with pytest.raises(SettingsError) as caught:
+        load_inventory(monitor_project.inventory, root=monitor_project.root)
+    matching = [
+        issue for issue in caught.value.errors
+        if issue.where.startswith(case.file) and issue.key == case.key
+    ]
+    assert any(case.message in i.message and case.allowed in i.allowed for i in matching), (
+        f"no error for {case.file} {case.key} saying {case.message!r}:\n{caught.value}"
+    )
+
+
+def test_the_monitoring_tree_is_valid_as_it_stands(monitor_project: Project) -> None:
+    hosts = load_inventory(monitor_project.inventory, root=monitor_project.root)
+    assert "node_exporter" in hosts["mx1"].roles
+    assert {"node_exporter", "prometheus"} <= set(hosts["backup1"].roles)
 
 
 @pytest.mark.parametrize("case", FILTER_CASES, ids=[c.id for c in FILTER_CASES])
