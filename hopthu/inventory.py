@@ -118,6 +118,17 @@ def resolve(name_or_path: str | Path) -> Path:
     )
 
 
+def load_selecting(name_or_path: str | Path, selected: list[str]) -> Inventory:
+    """Load an inventory and check that every host a command's --host names is in it."""
+    inv = load(name_or_path)
+    unknown = sorted(set(selected) - set(inv.hosts))
+    if unknown:
+        raise InventoryError(
+            f"--host {', '.join(unknown)}: not in {inv.path}; its hosts are {', '.join(inv.hosts)}"
+        )
+    return inv
+
+
 def load(name_or_path: str | Path) -> Inventory:
     path = resolve(name_or_path)
     try:

@@ -155,14 +155,9 @@ def render_json(inventory: str, statuses: list[HostStatus]) -> str:
 
 def run(args: argparse.Namespace, runner: Runner | None = None) -> int:
     try:
-        inv = inventory_mod.load(args.inventory)
+        inv = inventory_mod.load_selecting(args.inventory, args.host)
     except inventory_mod.InventoryError as exc:
         print(f"{PREFIX}: {exc}", file=sys.stderr)
-        return 2
-    unknown = sorted(set(args.host) - set(inv.hosts))
-    if unknown:
-        print(f"{PREFIX}: --host {', '.join(unknown)}: not in {inv.path}; its hosts are "
-              f"{', '.join(inv.hosts)}", file=sys.stderr)
         return 2
     if args.parallel < 1 or args.queue_max < 0:
         print(f"{PREFIX}: --parallel must be 1 or more and --queue-max 0 or more "
