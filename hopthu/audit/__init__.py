@@ -2,7 +2,8 @@
 
 The report joins three things an auditor needs side by side:
 
-- the decree's articles and their control IDs (../shared/DECREE.md, read by
+- the decree's articles and their control IDs (compliance/decree/DECREE.md, the
+  project's copy of ../shared/DECREE.md; read by
   `decree`), with the Vietnamese titles of the original text;
 - the compliance map (compliance/controls.yml, read by `controls`): where
   each control is implemented (files, task names) and which tests prove it;

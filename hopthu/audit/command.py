@@ -4,7 +4,7 @@
     hopthu audit --inventory lab --junit reports/lab/infra-junit.xml \\
         --junit reports/lab/lab-junit.xml --junit reports/lab/lab-bookworm-junit.xml
     hopthu audit --inventory lab --junit FILE --no-hosts --out /tmp/audit
-    hopthu audit ... [--decree shared/DECREE.md] [--controls compliance/controls.yml]
+    hopthu audit ... [--decree compliance/decree/DECREE.md] [--controls compliance/controls.yml]
     hopthu audit ... --screenshot                              # also report.png, from Chromium
 
 With --junit (repeatable) it reads those runs; without, it runs the infra
@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="without --junit: also run the infra checks that change state")
     parser.add_argument("--decree", metavar="FILE", type=Path,
                         help="DECREE.md with the decree's control IDs; default: "
-                        "shared/DECREE.md beside the checkout")
+                        "compliance/decree/DECREE.md")
     parser.add_argument("--controls", metavar="FILE", type=Path,
                         help="the compliance map; default: compliance/controls.yml")
     parser.add_argument("--screenshot", action="store_true",

@@ -17,7 +17,10 @@ from pathlib import Path
 
 from hopthu import ROOT
 
-DECREE_FILE = ROOT.parent / "shared" / "DECREE.md"
+#: The decree article by article with its control IDs: the project's copy of
+#: ../shared/DECREE.md, kept with the map it is checked against
+#: (tests/unit/test_controls.py fails when the two differ).
+DECREE_FILE = ROOT / "compliance" / "decree" / "DECREE.md"
 
 #: The control ID form DECREE.md uses (the same as tests/unit/test_controls.py).
 ID_RE = re.compile(r"\bART\d+(?:-\d+)?(?:-[A-Z]+)+\b")
@@ -80,8 +83,8 @@ def load(path: Path = DECREE_FILE) -> list[Row]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise DecreeError(
-            f"{path}: cannot read the decree's control list ({exc.strerror}). shared/DECREE.md "
-            "must sit beside the checkout, or give its path with --decree FILE"
+            f"{path}: cannot read the decree's control list ({exc.strerror}). The checkout "
+            "keeps it as compliance/decree/DECREE.md; or give its path with --decree FILE"
         ) from exc
     rows: list[Row] = []
     for number, line in enumerate(text.splitlines(), start=1):
