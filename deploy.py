@@ -15,6 +15,7 @@ names (tests/unit/test_engine_shape.py).
 from pyinfra import host
 
 from hopthu.deploys import (
+    backup,
     clamav,
     common,
     dovecot,
@@ -68,7 +69,10 @@ if "mail_monitor" in host.groups:
     pki.apply()
     prometheus.apply()
 
-# Later issues add, in site.yml's order: the borg repositories (mail_backup).
+# site.yml's backup play: the stores and the backup host together, so that
+# each step runs on both sides before the next (hopthu/deploys/backup.py).
+if "mail_store" in host.groups or "mail_backup" in host.groups:
+    backup.apply()
 
 # site.yml's lab_peer play, lab only: "the Internet", its DNS and a foreign
 # MTA, trusting the lab CA, with a certificate for its own name (DANE).
