@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "check, plan and apply the accounts registry; reset a password"),
     "directory": ("hopthu.accounts.directory_command",
                   "build the e-mail directory (HTML, CSV, vCard, LDIF) from the registry"),
+    "backup": ("hopthu.backup.command",
+               "back up the stores now, list archives, drill a restore, restore a mailbox"),
 }
 
 
