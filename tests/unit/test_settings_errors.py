@@ -309,6 +309,29 @@ CASES = [
     Case("prometheus-disk-threshold-over-100", env("prometheus__disk_used_percent: 120\n"),
          ENV, "prometheus__disk_used_percent", "a whole percentage from 1 to 100",
          "is not a percentage"),
+    # --- Backups (roles/backup): checked even where not applied -------------------------
+    Case("backup-schedule-not-a-calendar", env('backup__schedule: "every night"\n'),
+         ENV, "backup__schedule", "a systemd calendar event (OnCalendar=",
+         "is not a systemd calendar expression"),
+    Case("backup-schedule-in-capitals", env('backup__schedule: "Daily"\n'),
+         ENV, "backup__schedule", "a shorthand such as daily", "has capitals; write 'daily'"),
+    Case("backup-compression-unknown", env('backup__compression: "gzip"\n'),
+         ENV, "backup__compression", "none, lz4, zstd[,1-22]",
+         "is not a borg compression spec"),
+    Case("backup-max-age-zero", env("backup__max_age_hours: 0\n"),
+         ENV, "backup__max_age_hours", "a whole number from 1 to 744", "is outside 1-744"),
+    Case("backup-server-address-with-a-space", env('backup__server_address: "backup one"\n'),
+         ENV, "backup__server_address", "the address the store hosts reach the backup host at"),
+    Case("backup-passphrase-file-relative",
+         env('backup__passphrase_file: "secrets/lab/backup-passphrase"\n'),
+         ENV, "backup__passphrase_file", "an absolute path",
+         "is not an absolute path"),
+    Case("backup-quota-in-words", env('backup__repository_quota: "half the disk"\n'),
+         ENV, "backup__repository_quota", "a size with an optional K, M, G, T or P suffix",
+         "is not a borg storage quota"),
+    Case("backup-client-not-a-host-name", env('backup__clients: ["mail 1"]\n'),
+         ENV, "backup__clients[0]", "a host name of the inventory's hosts.yml",
+         "is not an inventory host name"),
     Case("site-yml-unknown-role", lambda p: p.write("site.yml", """
         - name: Base
           hosts: all
@@ -541,6 +564,75 @@ def test_a_filtering_setting_that_contradicts_another_role_is_reported(
     assert any(case.message in i.message and case.allowed in i.allowed for i in matching), (
         f"no error for {case.file} {case.key} saying {case.message!r}:\n{caught.value}"
     )
+
+
+# --- Backups: what only shows when a store and its backup host meet -------------------
+
+#: A store (mx1, also the MX: the lab's layout) and a backup host, in site.yml's order.
+BACKUP_SITE = """
+- hosts: all
+  roles: [common]
+- hosts: mail_store:mail_backup
+  roles: [backup]
+"""
+STORE_ENV = "inventories/t/group_vars/mail_store.yml"
+BACKUP_DEFAULTS = "roles/backup/defaults/main.yml"
+
+
+@pytest.fixture
+def backup_project(project: Project) -> Project:
+    """mx1 backs up to backup1, with the ministry's policy for both groups."""
+    target = project.root / "roles" / "backup" / "defaults"
+    target.mkdir(parents=True)
+    shutil.copy(ROOT / "roles" / "backup" / "defaults" / "main.yml", target / "main.yml")
+    for group in ("mail_store", "mail_backup"):
+        shutil.copy(ROOT / "group_vars" / f"{group}.yml", project.root / "group_vars" / f"{group}.yml")
+    project.write("site.yml", BACKUP_SITE)
+    project.write(STORE_ENV, 'backup__server_address: "192.0.2.20"\n')
+    return project
+
+
+BACKUP_CASES = [
+    Case("backup-store-without-the-backup-hosts-address",
+         lambda p: p.write(STORE_ENV, "---\n"),
+         BACKUP_DEFAULTS, "backup__server_address", "the address the store reaches it at",
+         "is empty on a store host that backs itself up"),
+    Case("backup-host-that-backs-itself-up",
+         lambda p: p.write("inventories/t/group_vars/mail_backup.yml",
+                           "backup__client_enabled: true\n"
+                           'backup__server_address: "192.0.2.20"\n'
+                           'backup__server_host: "backup1"\n'),
+         "group_vars/mail_backup.yml", "backup__server_enabled", "a separate host in group "
+         "mail_backup", "a store's backups must live on another host"),
+    Case("backup-retention-keeps-nothing",
+         lambda p: p.write("inventories/t/group_vars/mail_backup.yml",
+                           "backup__keep_daily: 0\nbackup__keep_weekly: 0\n"
+                           "backup__keep_monthly: 0\n"),
+         "inventories/t/group_vars/mail_backup.yml", "backup__keep_daily",
+         "at least one of backup__keep_daily", "the retention would keep no archive at all"),
+]
+
+
+@pytest.mark.parametrize("case", BACKUP_CASES, ids=[c.id for c in BACKUP_CASES])
+def test_a_backup_setting_that_leaves_a_store_without_backups_is_reported(
+    backup_project: Project, case: Case
+) -> None:
+    case.setup(backup_project)
+    with pytest.raises(SettingsError) as caught:
+        load_inventory(backup_project.inventory, root=backup_project.root)
+    matching = [
+        issue for issue in caught.value.errors
+        if issue.where.startswith(case.file) and issue.key == case.key
+    ]
+    assert any(case.message in i.message and case.allowed in i.allowed for i in matching), (
+        f"no error for {case.file} {case.key} saying {case.message!r}:\n{caught.value}"
+    )
+
+
+def test_the_backup_tree_is_valid_as_it_stands(backup_project: Project) -> None:
+    hosts = load_inventory(backup_project.inventory, root=backup_project.root)
+    assert hosts["mx1"].values["backup__server_host"] == "backup1"
+    assert hosts["backup1"].values["backup__clients"] == ["mx1"]
 
 
 def test_the_filtering_tree_is_valid_as_it_stands(filter_project: Project) -> None:
