@@ -98,6 +98,7 @@ def test_the_controller_copies_are_named_as_the_filters_read_them() -> None:
 # --- The backup host's authorized_keys: append-only, one repository per key ---------------
 
 
+@pytest.mark.control("ART11-7-BACKUP")
 def test_every_store_key_is_forced_to_an_append_only_serve_of_its_own_repository(
     tmp_path: Path,
 ) -> None:

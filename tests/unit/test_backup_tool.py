@@ -254,6 +254,7 @@ def test_a_backup_records_its_success_in_the_state_file(site: Site) -> None:
     assert not (site.vmail / site.client.SNAPSHOT).exists(), "the snapshot was left behind"
 
 
+@pytest.mark.control("ART11-7-BACKUP")
 def test_the_manifest_has_path_size_sha256_and_flags_of_every_message(site: Site) -> None:
     archive = backup(site)
     header, *entries = extracted_manifest(site, archive)
@@ -298,6 +299,8 @@ def test_the_snapshot_follows_a_message_renamed_while_it_is_taken(site: Site,
 # --- Drills --------------------------------------------------------------------------------
 
 
+@pytest.mark.control("ART11-7-BACKUP")
+@pytest.mark.control("ART11-7-RESTORE")
 def test_a_drill_verifies_every_message_of_the_latest_archive(site: Site) -> None:
     backup(site)
     code, out, err = site.run_server("drill", "mail1")
@@ -310,6 +313,7 @@ def test_a_drill_verifies_every_message_of_the_latest_archive(site: Site) -> Non
     assert record["result"] == "ok" and record["messages"] == len(MESSAGES)
 
 
+@pytest.mark.control("ART11-7-BACKUP")
 def test_a_changed_byte_fails_the_drill_naming_the_file(site: Site) -> None:
     archive = backup(site)
     extracted_manifest(site, archive)
@@ -325,6 +329,8 @@ def test_a_changed_byte_fails_the_drill_naming_the_file(site: Site) -> None:
     assert out.splitlines()[-1].startswith("hopthu-backup verify: FAILED (1 problems")
 
 
+@pytest.mark.control("ART11-7-BACKUP")
+@pytest.mark.control("ART11-7-RESTORE")
 def test_a_missing_or_extra_message_fails_the_drill_naming_it(site: Site) -> None:
     archive = backup(site)
     extracted_manifest(site, archive)
@@ -347,6 +353,7 @@ def test_a_drill_without_an_archive_has_nothing_to_verify(site: Site) -> None:
 # --- Clear failures ----------------------------------------------------------------------------
 
 
+@pytest.mark.control("ART11-7-BACKUP")
 def test_a_wrong_passphrase_fails_clearly_and_keeps_the_last_success(site: Site) -> None:
     first = backup(site)
     Path(site.client.PASSPHRASE_FILE).write_text("not the passphrase\n")
@@ -358,6 +365,7 @@ def test_a_wrong_passphrase_fails_clearly_and_keeps_the_last_success(site: Site)
     assert state["last_success_archive"] == first and state["archive"] is None
 
 
+@pytest.mark.control("ART11-7-BACKUP")
 def test_a_deleted_repository_fails_clearly(site: Site) -> None:
     backup(site)
     shutil.rmtree(site.repository)
@@ -369,6 +377,7 @@ def test_a_deleted_repository_fails_clearly(site: Site) -> None:
     assert code == 1 and "mail1: FAILED" in out and "does not exist" in out
 
 
+@pytest.mark.control("ART11-7-BACKUP")
 def test_an_unreachable_backup_host_fails_clearly(site: Site) -> None:
     site.client.BORG_RSH = str(write_stub(
         site.root / "ssh-down",
@@ -405,6 +414,7 @@ def test_a_missing_passphrase_file_says_to_deploy(site: Site) -> None:
 # --- Append-only: history survives the client --------------------------------------------
 
 
+@pytest.mark.control("ART11-7-BACKUP")
 def test_the_client_cannot_delete_its_repository(site: Site) -> None:
     backup(site)
     result = site.attacker_borg("delete", site.location())
@@ -412,6 +422,7 @@ def test_the_client_cannot_delete_its_repository(site: Site) -> None:
     assert (site.repository / "config").is_file()
 
 
+@pytest.mark.control("ART11-7-BACKUP")
 def test_archives_a_client_deleted_are_refused_by_prune_and_recovered_by_rollback(
     site: Site,
 ) -> None:
@@ -476,6 +487,7 @@ def live(site: Site) -> dict[str, tuple[str, str]]:
     return found
 
 
+@pytest.mark.control("ART11-7-RESTORE")
 def test_a_mailbox_restore_puts_back_what_is_missing_and_keeps_newer_mail(site: Site) -> None:
     before = live(site)
     backup(site)
@@ -503,6 +515,7 @@ def test_a_mailbox_restore_puts_back_what_is_missing_and_keeps_newer_mail(site: 
     assert not list(site.vmail.glob(site.client.RESTORE_PREFIX + "*"))
 
 
+@pytest.mark.control("ART11-7-RESTORE")
 def test_restore_all_puts_back_an_emptied_host(site: Site) -> None:
     before = live(site)
     backup(site)
