@@ -549,3 +549,4 @@ def test_the_tool_compiles_with_the_hosts_python() -> None:
     compile(source, "hopthu-backup", "exec")
     assert source.startswith("#!/usr/bin/python3\n")
     assert sys.version_info >= (3, 11)
+
