@@ -284,6 +284,24 @@ def test_the_archive_holds_the_configuration_but_never_the_backup_key(site: Site
     assert not (drilled / str(etc / "hopthu" / "backup").lstrip("/")).exists()
 
 
+def test_an_unchanged_message_is_not_read_again_by_the_next_backup(site: Site,
+                                                                  tmp_path: Path) -> None:
+    # borg lists each file it had to read (A added, M modified) when asked; the
+    # stand-in asks, and keeps the list of each `create`.
+    listed = tmp_path / "borg-create.list"
+    site.client.BORG = str(write_stub(
+        tmp_path / "borg-listing",
+        f'if [ "$1" = create ]; then shift; '
+        f'exec borg create --list --filter=AM "$@" 2>"{listed}"; fi\nexec borg "$@"\n'))
+    backup(site)
+    backup(site)
+    read = [line for line in listed.read_text().splitlines()
+            if "/cur/" in line or "/new/" in line]
+    assert not read, (
+        "the second backup read unchanged messages again (the snapshot's hard links change "
+        f"their ctime, so borg's files cache must not compare it): {read}")
+
+
 def test_the_snapshot_follows_a_message_renamed_while_it_is_taken(site: Site,
                                                                   tmp_path: Path) -> None:
     maildir = site.mailbox("an")
