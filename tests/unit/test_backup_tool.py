@@ -556,6 +556,32 @@ def test_restore_all_puts_back_an_emptied_host(site: Site) -> None:
         "2026-11-01 created an@moj.gov.vn", "2026-11-30 rebuilt: created an@moj.gov.vn"]
 
 
+@pytest.mark.control("ART11-7-RESTORE")
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file another owner")
+def test_restore_all_gives_the_dkim_key_its_archived_owner_across_file_systems(
+    site: Site, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = Path(site.client.DKIM_DIR, f"{DOMAIN}.mail1.key")
+    os.chown(key, 65534, 65534)  # as _rspamd owns it on a host
+    key.chmod(0o600)
+    backup(site)
+    key.write_text("a new key of the rebuild\n")
+
+    def between_file_systems(source: str, target: str) -> None:
+        # What shutil.move does when the scratch tree under /var/vmail and
+        # /var/lib/rspamd/dkim are on different file systems: copy, then unlink.
+        shutil.copy2(source, target)
+        os.unlink(source)
+
+    monkeypatch.setattr(site.client.shutil, "move", between_file_systems)
+    code, out, err = site.run_client("restore", "--all", "--yes")
+    assert code == 0, err + out
+    restored = key.stat()
+    assert key.read_text() == "private key\n"
+    assert (restored.st_uid, restored.st_gid, restored.st_mode & 0o777) == (65534, 65534, 0o600), (
+        "the restored DKIM key lost its archived owner: Rspamd could no longer read it")
+
+
 def test_a_restore_names_a_mailbox_the_archive_lacks(site: Site) -> None:
     backup(site)
     code, _, err = site.run_client("restore", "--mailbox", f"nobody@{DOMAIN}")
