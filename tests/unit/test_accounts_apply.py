@@ -38,6 +38,13 @@ REGISTRY: list[dict[str, Any]] = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def no_chown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The files are the test user's, not root's. The tool's `os` is this process's
+    module: patched for each test only, or every later test of the run loses os.chown."""
+    monkeypatch.setattr(os, "chown", lambda *args: None)
+
+
 class Host:
     """The rendered tool as a module, with its database, maildirs and logs in tmp."""
 
@@ -66,7 +73,6 @@ class Host:
         self.tool = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(self.tool)
         self.tool.SCHEMA = str(tmp / "schema.sql")
-        self.tool.os.chown = lambda *args: None
         # A fake, reversible "hash": enough to tell which password was set.
         self.tool.hash_password = lambda secret, scheme: "{PLAIN}" + secret
         self.tool.password_matches = lambda stored, secret: stored == "{PLAIN}" + secret

@@ -228,7 +228,7 @@ SETTINGS: dict[str, Any] = {
 
 
 @pytest.fixture
-def userdb_tool(tmp_path: Path) -> Any:
+def userdb_tool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The rendered tool as a module, pointed at a temporary schema and directory."""
     (tmp_path / "schema.sql").write_text(render("etc/hopthu/userdb/schema.sql.j2", SETTINGS))
     (tmp_path / "tool.py").write_text(render("usr/local/sbin/hopthu-userdb.j2", SETTINGS))
@@ -241,7 +241,9 @@ def userdb_tool(tmp_path: Path) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.SCHEMA = str(tmp_path / "schema.sql")
-    module.os.chown = lambda *args: None  # the files are the test user's, not root's
+    # The files are the test user's, not root's. The module's `os` is this
+    # process's: patched for this test only.
+    monkeypatch.setattr(module.os, "chown", lambda *args: None)
     module.conf = tmp_path / "userdb.conf"
     module.db = tmp_path / "db"
     return module
