@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import Field
 
 from hopthu.schema.base import CrossCheck, SettingsModel
-from hopthu.schema.mailtypes import AbsolutePath
+from hopthu.schema.mailtypes import AbsolutePath, PromFile
 from hopthu.schema.types import DebianPackage, Port, _host, checked
 
 # --- Types ---------------------------------------------------------------------------
@@ -234,6 +234,14 @@ class BackupSettings(SettingsModel):
             "The infra suite fails when a store's last good backup is older than this many hours."
         )
     )
+    backup__metrics_textfile: PromFile = Field(
+        description=(
+            "Where a store host writes its last backup's success, attempt and result after "
+            "each attempt, for the node exporter's textfile collector (the alert BackupTooOld): "
+            "a *.prom file in node_exporter__textfile_dir, written only where that directory "
+            "exists."
+        )
+    )
     backup__keep_daily: KeepCount = Field(
         description="Retention on the backup host: the newest archive of each of the last N days."
     )
@@ -277,6 +285,15 @@ class BackupSettings(SettingsModel):
                         "the backup host's inventory name (backup__server_host) and the "
                         "address the store reaches it at (backup__server_address)",
                     )
+        textfile_dir = getattr(self, "node_exporter__textfile_dir", None)
+        if self.backup__client_enabled and textfile_dir is not None and \
+                self.backup__metrics_textfile.rsplit("/", 1)[0] != textfile_dir:
+            yield CrossCheck(
+                ("backup__metrics_textfile",), self.backup__metrics_textfile,
+                f"is not in node_exporter__textfile_dir = {textfile_dir!r}, so the node "
+                "exporter would never publish the last backup and BackupTooOld could not fire",
+                f"a .prom file in {textfile_dir}, e.g. {textfile_dir}/hopthu_backup.prom",
+            )
         keep = (self.backup__keep_daily, self.backup__keep_weekly, self.backup__keep_monthly)
         if self.backup__server_enabled and not any(keep):
             yield CrossCheck(

@@ -34,6 +34,23 @@ AbsolutePath = checked(
 )
 
 
+def _prom_file(value: str) -> None:
+    _absolute_path(value)
+    if not value.endswith(".prom"):
+        raise ValueError("does not end in .prom, the only files the textfile collector reads")
+
+
+#: A file for the node exporter's textfile collector (roles/node_exporter),
+#: which reads only *.prom files: the rspamd role's filter health, the
+#: backup tool's last run.
+PromFile = checked(
+    str,
+    "an absolute path of a file ending in .prom, e.g. "
+    "/var/lib/prometheus/node-exporter/hopthu_filter.prom",
+    _prom_file,
+)
+
+
 def _optional_path(value: str) -> None:
     if value != "":
         _absolute_path(value)

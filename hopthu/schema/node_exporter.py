@@ -17,7 +17,7 @@ class NodeExporterSettings(SettingsModel):
     Debian's prometheus-node-exporter on every mail, backup and monitor host:
     disks, memory, load, the state of the mail daemons' systemd units, and the
     text files other roles and tools leave for it (Rspamd's and clamd's health,
-    later the backups' last success). The monitor host scrapes it over the
+    the stores' last backup). The monitor host scrapes it over the
     internal network; roles/node_exporter/README.md explains each choice.
     """
 
@@ -40,8 +40,8 @@ class NodeExporterSettings(SettingsModel):
         description=(
             "The directory of the textfile collector: every *.prom file in it is published "
             "with the host's metrics (Debian's default, which the package creates). Rspamd's "
-            "and clamd's health (rspamd__metrics_textfile) and the backups' last success "
-            "(hopthu_backup.prom) are written here."
+            "and clamd's health (rspamd__metrics_textfile) and the stores' last backup "
+            "(backup__metrics_textfile) are written here."
         )
     )
     node_exporter__systemd_units: Annotated[list[ServiceUnit], Field(min_length=1)] = Field(

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from hopthu.schema.base import CrossCheck, SettingsModel
-from hopthu.schema.mailtypes import AbsolutePath, _absolute_path
+from hopthu.schema.mailtypes import AbsolutePath, PromFile, _absolute_path
 from hopthu.schema.types import Cidr, DebianPackage, DomainName, checked
 
 #: The milter proxy's own timeout (templates/etc/rspamd/local.d/worker-proxy.inc.j2):
@@ -173,20 +173,6 @@ def _positive(what: str, example: int) -> Any:
 Score = _positive("points (Rspamd's score)", 15)
 Seconds = _positive("seconds", 60)
 MessageBytes = _positive("bytes", 67108864)
-
-
-def _prom_file(value: str) -> None:
-    _absolute_path(value)
-    if not value.endswith(".prom"):
-        raise ValueError("does not end in .prom, the only files the textfile collector reads")
-
-
-PromFile = checked(
-    str,
-    "an absolute path of a file ending in .prom, e.g. "
-    "/var/lib/prometheus/node-exporter/hopthu_filter.prom",
-    _prom_file,
-)
 
 
 def _metrics_interval(value: int) -> None:

@@ -171,6 +171,8 @@ def test_the_tool_settings_of_a_store_and_of_the_backup_host() -> None:
     assert store["client"]["repository"] == "ssh://borg@198.18.0.20:22/srv/borg/mail1"
     assert "/var/lib/rspamd/dkim" in store["client"]["paths"]
     assert "/var/log/hopthu/accounts.log" in store["client"]["paths"]
+    assert store["client"]["metrics_textfile"] == \
+        "/var/lib/prometheus/node-exporter/hopthu_backup.prom"
     keeper = settings_json(render("etc/hopthu/backup/backup.conf.j2", lab("backup1")))
     assert keeper["client"] is None
     assert keeper["server"] == {"clients": ["mail1", "mail2"],

@@ -28,6 +28,7 @@ import os
 import pwd
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -156,6 +157,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
     repository = repositories / "mail1"
     etc = tmp_path / "client" / "etc"
     for directory in (etc / "postfix", etc / "hopthu" / "backup", tmp_path / "client" / "vmail",
+                      tmp_path / "client" / "node-exporter",
                       tmp_path / "client" / "userdb", tmp_path / "client" / "dkim",
                       repositories, tmp_path / "server" / "etc"):
         directory.mkdir(parents=True, exist_ok=True)
@@ -189,6 +191,8 @@ def site(tmp_path: Path) -> Iterator[Site]:
             "paths": [str(etc / "postfix"), str(etc / "hopthu"), client.DKIM_DIR,
                       client.ACCOUNTS_LOG, str(tmp_path / "client" / "etc" / "rspamd")],
             "compression": "lz4",
+            # The node exporter's textfile directory, as on a monitored store.
+            "metrics_textfile": str(tmp_path / "client" / "node-exporter" / "hopthu_backup.prom"),
         },
         "server": None,
     }
@@ -427,6 +431,86 @@ def test_a_missing_passphrase_file_says_to_deploy(site: Site) -> None:
     os.unlink(site.client.PASSPHRASE_FILE)
     code, _, err = site.run_client("create")
     assert code == 1 and "cannot read the backup passphrase" in err and "deploy" in err
+
+
+# --- The node exporter's textfile (the monitor's BackupTooOld) -----------------------------
+
+
+def published(site: Site) -> dict[str, tuple[str, float]]:
+    """hopthu_backup.prom as {metric: (labels, value)}; promtool checks its format if present."""
+    path = Path(site.client_config["client"]["metrics_textfile"])
+    text = path.read_text(encoding="utf-8")
+    if shutil.which("promtool"):
+        linted = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
+                                capture_output=True, timeout=60, check=False)
+        assert linted.returncode == 0, f"promtool refuses {path}:\n{linted.stdout}{linted.stderr}"
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, value = line.rsplit(" ", 1)
+            name, _, labels = series.partition("{")
+            samples[name] = ("{" + labels, float(value))
+    return samples
+
+
+def unix(text: str) -> float:
+    return datetime.datetime.fromisoformat(text).timestamp()
+
+
+@pytest.mark.control("ART11-7-BACKUP")
+def test_a_backup_publishes_its_success_for_the_node_exporter(site: Site) -> None:
+    backup(site)
+    state = site.state()
+    path = Path(site.client_config["client"]["metrics_textfile"])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644, "the node exporter runs as prometheus"
+    samples = published(site)
+    labels = f'{{repository="{site.location()}"}}'
+    assert samples == {
+        "hopthu_backup_last_success_timestamp_seconds": (labels, unix(state["last_success_at"])),
+        "hopthu_backup_last_attempt_timestamp_seconds": (labels, unix(state["finished_at"])),
+        "hopthu_backup_last_ok": (labels, 1.0),
+    }
+    assert sorted(p.name for p in path.parent.iterdir()) == ["hopthu_backup.prom"], (
+        "a temporary file was left beside the metrics")
+
+
+@pytest.mark.control("ART11-7-BACKUP")
+def test_a_failed_backup_publishes_the_failure_and_keeps_the_last_success(site: Site) -> None:
+    backup(site)
+    first = site.state()["last_success_at"]
+    path = Path(site.client_config["client"]["metrics_textfile"])
+    # A reader that opened the file before the next run: the new file
+    # replaces it by a rename, so the reader still sees the old one whole.
+    with path.open(encoding="utf-8") as reader:
+        before = path.read_text(encoding="utf-8")
+        Path(site.client.PASSPHRASE_FILE).write_text("not the passphrase\n")
+        code, _, _ = site.run_client("create")
+        assert code == 1
+        assert reader.read() == before, "the metrics file was rewritten in place"
+    samples = published(site)
+    assert samples["hopthu_backup_last_ok"][1] == 0.0
+    assert samples["hopthu_backup_last_success_timestamp_seconds"][1] == unix(first)
+    assert samples["hopthu_backup_last_attempt_timestamp_seconds"][1] == \
+        unix(site.state()["finished_at"]) > unix(first)
+
+
+def test_a_store_that_never_backed_up_publishes_no_success(site: Site) -> None:
+    site.client.BORG_RSH = str(write_stub(
+        site.root / "ssh-down",
+        'echo "ssh: connect to host 198.18.0.20 port 22: No route to host" >&2\nexit 255\n'))
+    code, _, _ = site.run_client("create")
+    assert code == 1
+    samples = published(site)
+    assert "hopthu_backup_last_success_timestamp_seconds" not in samples, (
+        "a success that never happened would read as a backup from 1970")
+    assert samples["hopthu_backup_last_ok"][1] == 0.0
+
+
+def test_a_store_without_the_node_exporter_gets_no_metrics_file(site: Site) -> None:
+    textfile_dir = Path(site.client_config["client"]["metrics_textfile"]).parent
+    textfile_dir.rmdir()
+    backup(site)
+    assert not textfile_dir.exists(), "the tool made the node exporter's directory itself"
 
 
 # --- Append-only: history survives the client --------------------------------------------

@@ -10,6 +10,8 @@
   ruleset;
 - the filter health collector writes Rspamd's metrics and whether Rspamd
   and clamd answer, against a stand-in controller and clamd;
+- BackupTooOld reads the series the backup tool writes to hopthu_backup.prom,
+  as it writes them;
 - the node exporter publishes the state of exactly the listed units.
 
 promtool comes from Debian (``prometheus`` on Debian 12, ``promtool`` on
@@ -231,6 +233,79 @@ def test_the_alert_rules_fire_on_the_failures_they_describe(tmp_path: Path) -> N
     assert result.returncode == 0, (
         f"the alert rules do not fire as intended:\n{result.stdout}{result.stderr}"
     )
+
+
+def backup_tool() -> Any:
+    """hopthu-backup as the stores run it (roles/backup), loaded to call its metrics writer."""
+    import importlib.util
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "hopthu_backup_metrics.py"
+        path.write_text(render("usr/local/sbin/hopthu-backup.j2", {}), encoding="utf-8")
+        spec = importlib.util.spec_from_file_location("hopthu_backup_metrics", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return module
+
+
+#: The backup tool's state after a run (last.json), on promtool's clock,
+#: which starts at Unix time 0: mail1's last success three days before,
+#: then a failed attempt; mail2's success at 0; mail3 never succeeded.
+BACKUP_STATES = {
+    "mail1": {"repository": "ssh://borg@198.18.0.20:22/srv/borg/mail1", "result": "failed",
+              "finished_at": "1969-12-31T23:00:00Z", "last_success_at": "1969-12-29T00:00:00Z"},
+    "mail2": {"repository": "ssh://borg@198.18.0.20:22/srv/borg/mail2", "result": "ok",
+              "finished_at": "1970-01-01T00:00:00Z", "last_success_at": "1970-01-01T00:00:00Z"},
+    "mail3": {"repository": "ssh://borg@198.18.0.20:22/srv/borg/mail3", "result": "failed",
+              "finished_at": "1969-12-31T23:00:00Z", "last_success_at": None},
+}
+
+
+def test_backup_too_old_reads_the_file_the_backup_tool_writes(tmp_path: Path) -> None:
+    """The rule and hopthu_backup.prom agree: the metric names the rules read are written,
+    and the series as the tool writes them (name, labels, Unix seconds) fire BackupTooOld
+    for the store whose last success is too old, and only for it."""
+    tool = backup_tool()
+    values = settings("lab", "backup1").values
+    document = yaml.safe_load(render(RULES, values))
+    written = {host: tool.metrics_text(state) for host, state in BACKUP_STATES.items()}
+    names = {line.split("{", 1)[0] for text in written.values()
+             for line in text.splitlines() if line and not line.startswith("#")}
+    read = {name for group in document["groups"] for rule in group["rules"]
+            for name in re.findall(r"\bhopthu_backup_\w+", str(rule["expr"]))}
+    assert read and read <= names, (
+        f"the alert rules read {sorted(read - names)}, which hopthu-backup never writes "
+        f"(it writes {sorted(names)})")
+    series = []
+    for host, text in written.items():
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name_labels, value = line.rsplit(" ", 1)
+                # Prometheus adds the host label when it scrapes (prometheus.yml).
+                name_labels = name_labels.replace("{", f'{{host="{host}",', 1)
+                series.append(f"      - series: '{name_labels}'\n        values: '{value}+0x40'")
+    for group in document["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    rules = tmp_path / "hopthu.rules.yml"
+    rules.write_text(yaml.safe_dump(document), encoding="utf-8")
+    tests = tmp_path / "backup.test.yml"
+    tests.write_text(
+        f"rule_files:\n  - {rules}\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n"
+        "    input_series:\n" + "\n".join(series) + "\n"
+        "    alert_rule_test:\n"
+        "      - eval_time: 30m\n"
+        "        alertname: BackupTooOld\n"
+        "        exp_alerts:\n"
+        "          - exp_labels: {severity: critical, host: mail1,\n"
+        f"                         repository: \"{BACKUP_STATES['mail1']['repository']}\"}}\n",
+        encoding="utf-8")
+    result = run_promtool("test", "rules", str(tests))
+    assert result.returncode == 0, (
+        f"BackupTooOld and hopthu_backup.prom disagree:\n{result.stdout}{result.stderr}\n"
+        + tests.read_text(encoding="utf-8"))
 
 
 def test_every_alert_says_which_host_and_what_to_do() -> None:

@@ -329,6 +329,10 @@ CASES = [
     Case("backup-quota-in-words", env('backup__repository_quota: "half the disk"\n'),
          ENV, "backup__repository_quota", "a size with an optional K, M, G, T or P suffix",
          "is not a borg storage quota"),
+    Case("backup-metrics-file-not-prom",
+         env('backup__metrics_textfile: "/var/lib/prometheus/node-exporter/backup.txt"\n'),
+         ENV, "backup__metrics_textfile", "a file ending in .prom",
+         "the only files the textfile collector reads"),
     Case("backup-client-not-a-host-name", env('backup__clients: ["mail 1"]\n'),
          ENV, "backup__clients[0]", "a host name of the inventory's hosts.yml",
          "is not an inventory host name"),
@@ -572,6 +576,8 @@ def test_a_filtering_setting_that_contradicts_another_role_is_reported(
 BACKUP_SITE = """
 - hosts: all
   roles: [common]
+- hosts: mail_mx:mail_store:mail_backup
+  roles: [node_exporter]
 - hosts: mail_store:mail_backup
   roles: [backup]
 """
@@ -581,10 +587,12 @@ BACKUP_DEFAULTS = "roles/backup/defaults/main.yml"
 
 @pytest.fixture
 def backup_project(project: Project) -> Project:
-    """mx1 backs up to backup1, with the ministry's policy for both groups."""
-    target = project.root / "roles" / "backup" / "defaults"
-    target.mkdir(parents=True)
-    shutil.copy(ROOT / "roles" / "backup" / "defaults" / "main.yml", target / "main.yml")
+    """mx1 backs up to backup1, with the ministry's policy for both groups; both run the
+    node exporter, whose textfile directory receives the last backup."""
+    for role in ("node_exporter", "backup"):
+        target = project.root / "roles" / role / "defaults"
+        target.mkdir(parents=True)
+        shutil.copy(ROOT / "roles" / role / "defaults" / "main.yml", target / "main.yml")
     for group in ("mail_store", "mail_backup"):
         shutil.copy(ROOT / "group_vars" / f"{group}.yml", project.root / "group_vars" / f"{group}.yml")
     project.write("site.yml", BACKUP_SITE)
@@ -610,6 +618,12 @@ BACKUP_CASES = [
                            "backup__keep_monthly: 0\n"),
          "inventories/t/group_vars/mail_backup.yml", "backup__keep_daily",
          "at least one of backup__keep_daily", "the retention would keep no archive at all"),
+    Case("backup-metrics-outside-the-textfile-dir",
+         lambda p: p.write(STORE_ENV, 'backup__server_address: "192.0.2.20"\n'
+                                      'backup__metrics_textfile: "/var/lib/hopthu/backup.prom"\n'),
+         STORE_ENV, "backup__metrics_textfile",
+         "a .prom file in /var/lib/prometheus/node-exporter",
+         "BackupTooOld could not fire"),
 ]
 
 
@@ -633,6 +647,7 @@ def test_the_backup_tree_is_valid_as_it_stands(backup_project: Project) -> None:
     hosts = load_inventory(backup_project.inventory, root=backup_project.root)
     assert hosts["mx1"].values["backup__server_host"] == "backup1"
     assert hosts["backup1"].values["backup__clients"] == ["mx1"]
+    assert "node_exporter" in hosts["mx1"].roles
 
 
 def test_the_filtering_tree_is_valid_as_it_stands(filter_project: Project) -> None:
