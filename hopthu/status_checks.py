@@ -14,8 +14,9 @@ asked only about what its deploy put there:
 - no filesystem that holds mail, queues, logs or backups is fuller than
   DISK_MAX_PERCENT;
 - the last backup, where the backup tool keeps its state, succeeded and is
-  younger than ``backup__max_age_hours``; a host without that state is not
-  checked, and says so.
+  younger than ``backup__max_age_hours``, by the infra suite's own rule
+  (hopthu/backup/freshness.py); a host without that state is not checked,
+  and says so.
 
 The thresholds are those of the infra suite and the alert rules of issue 7:
 a certificate under 21 days (pki.WARN_DAYS), a disk over 85 %, a backup
@@ -39,6 +40,7 @@ from cryptography import x509
 
 from hopthu import daemons, pki
 from hopthu.audit.hosts import RunResult, Target
+from hopthu.backup import freshness
 
 #: A certificate with this many days left or fewer is a warning (the infra
 #: suite fails from here, and the alert rules fire).
@@ -52,14 +54,14 @@ DISK_MAX_PERCENT = 85
 #: for a next hop, DNS, or Dovecot's LMTP.
 QUEUE_MAX = 100
 #: backup__max_age_hours' default, for a host whose settings do not have it.
-BACKUP_MAX_AGE_HOURS = 26
+BACKUP_MAX_AGE_HOURS = freshness.MAX_AGE_HOURS
 
 #: Where the pki role puts the host certificate and its chain.
 CERTIFICATE = "/etc/hopthu/tls/host.fullchain.pem"
 #: Where the backup tool (roles/backup) records its last run, and when the
 #: deploy enabled backups on the host.
-BACKUP_STATE = "/var/lib/hopthu/backup/last.json"
-BACKUP_ENABLED_SINCE = "/var/lib/hopthu/backup/enabled-since"
+BACKUP_STATE = freshness.STATE
+BACKUP_ENABLED_SINCE = freshness.ENABLED_SINCE
 #: Filesystems worth watching: the root, the mail store, Postfix's queue,
 #: the logs (kept a year, Art. 11.5) and the borg repositories. Each
 #: filesystem is reported once, under its mount point.
@@ -423,54 +425,24 @@ def _disks(plan: Plan, facts: Mapping[str, Any]) -> list[Check]:
     return checks
 
 
-def _parse_time(text: str) -> dt.datetime:
-    moment = dt.datetime.fromisoformat(text.strip())
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
 def _backup(plan: Plan, facts: Mapping[str, Any], now: dt.datetime) -> Check:
+    """The infra suite's rule (hopthu/backup/freshness.py), on what the probe read."""
     found = facts.get("backup") or {}
     state, since = found.get("last"), found.get("enabled_since")
-    limit = plan.backup_max_age_hours
-    run = _on(plan, "systemctl start hopthu-backup.service")
-    logs = _on(plan, "journalctl -u hopthu-backup.service -n 50")
     if state is None and since is None:
         return Check("backup", SKIP, f"No backups are set up on this host (no {BACKUP_STATE}): "
                      "not checked")
     for name, value in ((BACKUP_STATE, state), (BACKUP_ENABLED_SINCE, since)):
         if isinstance(value, dict) and set(value) == {"error"}:
+            logs = _on(plan, "journalctl -u hopthu-backup.service -n 50")
+            run = _on(plan, "systemctl start hopthu-backup.service")
             return Check("backup", FAIL, f"The backup state {name} could not be read "
                          f"({value['error']})", f"read {logs} and run a backup: {run}")
-    state = state if isinstance(state, dict) else None
-    if state and state.get("result") == "failed":
-        return Check("backup", FAIL, f"The last backup failed at {state.get('finished_at')} "
-                     f"({state.get('message')})", f"fix what it says, then run one: {run}")
-    last_good = (state or {}).get("last_success_at")
-    try:
-        start = _parse_time(str(last_good or since))
-    except ValueError:
-        return Check("backup", FAIL, f"The backup state gives no readable time "
-                     f"({last_good or since!r})", f"read {logs} and run a backup: {run}")
-    age = (now - start).total_seconds() / 3600
-    if age > limit:
-        what = (f"The last good backup ({state and state.get('last_success_archive')}) is "
-                f"{age:.1f} hours old" if last_good else
-                f"No backup has succeeded in the {age:.1f} hours since backups were enabled")
-        return Check("backup", FAIL, f"{what}, more than {limit:g} hours",
-                     "check the timer with "
-                     f"{_on(plan, 'systemctl status hopthu-backup.timer hopthu-backup.service')}"
-                     f", read {logs}, then run one: {run}")
-    if not last_good:
-        return Check("backup", OK, f"No backup yet: backups were enabled {age:.1f} hours ago, "
-                     f"and the first is due within {limit:g} hours")
-    if state and state.get("result") == "warning":
-        return Check("backup", WARN, f"The last backup ({state.get('last_success_archive')}, "
-                     f"{age:.1f} hours old) finished with warnings: "
-                     + "; ".join(map(str, state.get("warnings") or []))[:300],
-                     f"read them in {logs}; files that changed while they were read are "
-                     "saved again by the next backup")
-    return Check("backup", OK, f"The last good backup ({state and state.get('last_success_archive')}) "
-                 f"is {age:.1f} hours old; the limit is {limit:g} hours")
+    verdict = freshness.judge(state if isinstance(state, dict) else None,
+                              None if since is None else str(since), now,
+                              plan.backup_max_age_hours, plan.target.name)
+    level = {freshness.OK: OK, freshness.WARN: WARN, freshness.FAIL: FAIL}[verdict.state]
+    return Check("backup", level, verdict.message, verdict.fix)
 
 
 def judge(plan: Plan, result: RunResult, *, queue_max: int = QUEUE_MAX) -> HostStatus:

@@ -3,7 +3,8 @@
 Read-only. On each store host: the last run of hopthu-backup (its state file,
 /var/lib/hopthu/backup/last.json) succeeded, and the last good backup is
 younger than backup__max_age_hours (until the first backup, the time since
-backups were enabled there counts); the timer that runs it is on; the key
+backups were enabled there counts), judged by hopthu/backup/freshness.py as
+`hopthu status` judges it; the timer that runs it is on; the key
 and passphrase are the host's alone. On the backup host: every store's key
 can only append to its own repository (the forced command and `restrict`),
 every store has its repository, the retention and the drills are scheduled,
@@ -23,43 +24,13 @@ from typing import Any
 
 import pytest
 
+from hopthu.backup import freshness
+
 STATE_DIR = "/var/lib/hopthu/backup"
-LAST = f"{STATE_DIR}/last.json"
-ENABLED_SINCE = f"{STATE_DIR}/enabled-since"
+LAST = freshness.STATE
+ENABLED_SINCE = freshness.ENABLED_SINCE
 AUTHORIZED_KEYS = "/srv/borg/.ssh/authorized_keys"
 FORCED = 'restrict,command="borg serve --append-only --restrict-to-repository /srv/borg/{name}'
-
-
-def parse_time(text: str) -> dt.datetime:
-    moment = dt.datetime.fromisoformat(text.strip())
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-def backup_problem(state: dict[str, Any] | None, enabled_since: str | None, now: dt.datetime,
-                   max_age_hours: int, host: str) -> str | None:
-    """What is wrong with a store's backups, in words for the operator; None when fine.
-
-    `state` is last.json (None: no run yet), `enabled_since` the time the
-    deploy turned backups on.
-    """
-    run = f"`hopthu backup now --host {host}`, or on {host}: systemctl start hopthu-backup"
-    if state and state.get("result") == "failed":
-        return (f"the last backup of {host} failed at {state.get('finished_at')}: "
-                f"{state.get('message')}. Fix what it says, then {run}.")
-    last_good = (state or {}).get("last_success_at")
-    since = last_good or enabled_since
-    if not since:
-        return (f"{host} has never backed up and does not say when backups were enabled "
-                f"({ENABLED_SINCE}): deploy the backup role to it.")
-    age = (now - parse_time(since)).total_seconds() / 3600
-    if age > max_age_hours:
-        what = (f"the last good backup of {host} ({state.get('last_success_archive')}) is "
-                f"{age:.1f} hours old" if last_good else
-                f"{host} has not backed up once in the {age:.1f} hours since backups were enabled")
-        return (f"{what}, more than backup__max_age_hours = {max_age_hours}. Check "
-                f"`systemctl status hopthu-backup.timer hopthu-backup.service` and "
-                f"`journalctl -u hopthu-backup` on {host}, then {run}.")
-    return None
 
 
 def read_json(host: Any, path: str) -> dict[str, Any] | None:
@@ -90,10 +61,12 @@ def test_the_last_backup_of_the_store_succeeded_and_is_recent(
         pytest.skip("backup__client_enabled is false for this host")
     state = read_json(store_host, LAST)
     since = store_host.run(f"cat {ENABLED_SINCE}")
-    problem = backup_problem(state, since.stdout.strip() if since.rc == 0 else None,
-                             host_now(store_host), int(settings["backup__max_age_hours"]),
-                             hostname)
-    assert problem is None, problem
+    # The same rule as `hopthu status` (hopthu/backup/freshness.py); a
+    # warning (borg warnings, an archive was made) passes.
+    verdict = freshness.judge(state, since.stdout.strip() if since.rc == 0 else None,
+                              host_now(store_host), int(settings["backup__max_age_hours"]),
+                              hostname)
+    assert not verdict.failed, f"{hostname}: {verdict.message} — what to do: {verdict.fix}"
 
 
 @pytest.mark.control("ART11-7-BACKUP")
