@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -186,8 +187,11 @@ def test_an_ipv6_backup_host_is_bracketed_in_the_repository_url() -> None:
 
 
 def test_the_units_run_the_tool_on_the_configured_schedules() -> None:
-    timer = render("etc/systemd/system/hopthu-backup.timer.j2", lab("mail1"))
+    store = next(s for s in load_inventory("production").values()
+                 if s.values.get("backup__client_enabled"))
+    timer = render("etc/systemd/system/hopthu-backup.timer.j2", store.template_vars())
     assert "OnCalendar=*-*-* 01:00:00\n" in timer and "Persistent=true\n" in timer
+    assert "RandomizedDelaySec=1800\n" in timer
     service = render("etc/systemd/system/hopthu-backup.service.j2", lab("mail1"))
     assert "ExecStart=/usr/local/sbin/hopthu-backup create\n" in service
     prune = render("etc/systemd/system/hopthu-backup-prune.service.j2", lab("backup1"))
@@ -217,6 +221,45 @@ def test_every_store_backs_up_to_a_backup_host_that_keeps_its_repository(invento
     allowed = keeper.get("common__sshd_allow_users") or []
     assert not allowed or "borg" in allowed, \
         f"{inventory}: sshd on the backup host lets only {allowed} log in, not the stores' borg"
+
+
+SCHEDULES = ("backup__schedule", "backup__prune_schedule", "backup__drill_schedule")
+
+
+def role_defaults() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "roles" / "backup" / "defaults" / "main.yml").read_text(
+        encoding="utf-8"))
+
+
+@pytest.mark.parametrize("inventory", ["staging", "production"])
+def test_real_environments_back_up_prune_and_drill_on_the_role_defaults(inventory: str) -> None:
+    defaults = role_defaults()
+    for host, settings in load_inventory(inventory).items():
+        if "backup" in settings.roles:
+            for key in (*SCHEDULES, "backup__randomized_delay_sec"):
+                assert settings.values[key] == defaults[key], (
+                    f"{inventory}/{host}: {key} is {settings.values[key]!r}, not the role's "
+                    f"{defaults[key]!r}")
+
+
+@pytest.mark.parametrize("host", ["mail1", "mail2", "backup1"])
+def test_no_lab_timer_fires_during_a_lab_test_run(host: str) -> None:
+    # The lab tests back up, prune and drill themselves; a timer firing among
+    # them could fail the infra check (inventories/lab/group_vars/all.yml).
+    values = lab(host)
+    timers = {"backup__schedule": "hopthu-backup.timer.j2",
+              "backup__prune_schedule": "hopthu-backup-prune.timer.j2",
+              "backup__drill_schedule": "hopthu-backup-drill.timer.j2"}
+    for key, template in timers.items():
+        assert values[key].startswith("2100-01-01 "), f"lab {host}: {key} = {values[key]!r}"
+        rendered = render(f"etc/systemd/system/{template}", values)
+        assert f"OnCalendar={values[key]}\n" in rendered
+    if shutil.which("systemd-analyze"):
+        shown = subprocess.run(["systemd-analyze", "calendar", values["backup__schedule"]],
+                               capture_output=True, text=True, check=False)
+        assert shown.returncode == 0 and "left" in shown.stdout, shown.stdout + shown.stderr
+        years = re.search(r"From now: (\d+) years", shown.stdout)
+        assert years and int(years.group(1)) >= 50, shown.stdout
 
 
 def test_the_lab_generates_its_passphrase_and_no_other_environment_does() -> None:
