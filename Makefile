@@ -19,8 +19,12 @@ PYTEST := bash tests/run-pytest $(BIN)/pytest
 # report does not show whole in the browser.
 AUDIT_DIR := reports/audit
 UNIT_RUN := reports/unit/unit-junit.xml
-LAB_RUNS := $(UNIT_RUN) reports/lab/infra-junit.xml reports/lab/lab-junit.xml
-BOOKWORM_RUNS := reports/lab/infra-bookworm-junit.xml reports/lab/lab-bookworm-junit.xml
+# The lab tests keep the infra suite's run on the host pyinfra built
+# (tests/lab/test_engines.py): in `make test` and CI it proves the controls
+# the infra suite carries.
+LAB_RUNS := $(UNIT_RUN) reports/lab/infra-junit.xml reports/lab/infra-mail2-junit.xml \
+	reports/lab/lab-junit.xml
+BOOKWORM_RUNS := reports/lab/infra-bookworm-mail2-junit.xml reports/lab/lab-bookworm-junit.xml
 audit_lab = runs=""; for f in $(1); do [ ! -f "$$f" ] || runs="$$runs --junit $$f"; done; \
 	$(BIN)/hopthu audit --inventory lab $$runs --out $(AUDIT_DIR) --screenshot
 # After the lab tests: a report that cannot be written (2) or does not show
