@@ -31,8 +31,11 @@ must not start a backup meanwhile: run it outside the backup window.
 Results are printed and written to benchmarks/results/backup-<UTC>.json.
 Nothing is asserted: tests assert behaviour, this script measures.
 
-Not yet run against the lab (written with issue 6): the figures' keys are
-the contract, the script's steps may need adjusting on the first run.
+First figures (Debian 13 lab, borg 1.4, 2 cores; benchmarks/results/backup-*.json):
+5,000 seeded messages (14.5 MB of maildir): first backup 4.7 s, unchanged
+backup 3.3 s, restore 3.2 s (4.3 MiB/s, 1,548 messages/s), drill 2.2 s,
+repository 0.20 of the raw maildir (the seeded messages are alike, so
+deduplication flatters it); 400 messages: 1.6 s, 1.3 s, 1.2 s, 0.6 s, 0.38.
 """
 
 from __future__ import annotations
