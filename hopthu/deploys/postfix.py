@@ -194,12 +194,14 @@ def apply() -> None:
         commands=[CHECK_SCRIPT],
         _if=any_changed(*queries, main_cf, master_cf, dropin),
     )
+    # Not when the drop-in changed: the restart below reads the new
+    # configuration anyway (roles/postfix/handlers/main.yml says why).
     systemd.service(
         name="Reload Postfix",
         service="postfix.service",
         running=True,
         reloaded=True,
-        _if=changed,
+        _if=[changed, lambda: not dropin.did_change()],
     )
     # systemd reads the drop-in's PIDFile= only when the unit starts. On Debian
     # 12 the restart of the wrapper postfix.service reaches postfix@-.service
