@@ -2,7 +2,9 @@
 
 The order is the story DESIGN.md §2 tells:
 
-1. Ansible converges every lab host; a second Ansible run reports 0 changed.
+1. Ansible converges every lab host; a second Ansible run reports 0 changed,
+   and a check run of each engine (--check --diff, pyinfra --dry) succeeds
+   and proposes nothing.
 2. pyinfra, run on the hosts Ansible built, reports no changes.
 3. pyinfra converges a freshly created host (mail2, recreated from the image);
    its second run changes nothing, and neither does Ansible after it.
@@ -91,6 +93,20 @@ def test_second_ansible_run_changes_nothing(ansible_runs) -> None:
     assert second.ok, _explain(second)
     changed = {h: n for h, n in second.changed.items() if n}
     assert not changed, f"the second Ansible run changed tasks: {changed}\n{_explain(second)}"
+
+
+@pytest.mark.parametrize("engine", ["ansible", "pyinfra"])
+def test_a_check_run_on_the_converged_lab_succeeds_and_proposes_nothing(ansible_runs,
+                                                                        engine: str) -> None:
+    """What an operator runs before a deploy (README: `hopthu deploy --check
+    --diff`): on hosts that are as the code says, it succeeds, changes
+    nothing and proposes nothing (Ansible --check, pyinfra --dry)."""
+    before = host_manifest(TWIN_A)
+    result = run_engine(engine, "lab", check=True, diff=True)
+    assert result.ok, _explain(result)
+    proposed = {h: n for h, n in result.changed.items() if n}
+    assert not proposed, f"the check run proposes changes: {proposed}\n{_explain(result)}"
+    assert host_manifest(TWIN_A) == before, "the check run changed managed files on mail1"
 
 
 def test_pyinfra_changes_nothing_on_hosts_ansible_built(pyinfra_after_ansible) -> None:
