@@ -299,3 +299,28 @@ def exchange(port, commands, helo="peer1.peer.test"):
 def reply_code(text: str | bytes) -> int:
     match = re.match(rb"\s*(\d{3})", text if isinstance(text, bytes) else text.encode())
     return int(match.group(1)) if match else 0
+
+
+#: The store's user database (roles/accounts).
+USERS_DB = "/var/lib/hopthu/userdb/users.sqlite"
+
+
+def set_password_as_the_portal_would(who: str, password: str, host: str = "mail1") -> None:
+    """Stand-in for the password portal: a new hash and must_change = 0, in
+    one UPDATE of the store's user database."""
+    from hopthu.lab import ssh_run
+
+    program = (
+        "import sqlite3, subprocess, sys\n"
+        "who, pw = sys.stdin.read().split('\\n')[:2]\n"
+        "h = subprocess.run(['doveadm', 'pw', '-s', 'ARGON2ID'], input=pw + '\\n' + pw + '\\n',"
+        " capture_output=True, text=True, check=True).stdout.strip()\n"
+        f"db = sqlite3.connect({USERS_DB!r})\n"
+        "with db:\n"
+        "    n = db.execute(\"UPDATE accounts SET password = ?, must_change = 0 WHERE address = ?"
+        "\", (h, who)).rowcount\n"
+        "assert n == 1, n\n"
+    )
+    rc, out, err = ssh_run(host, f"python3 -c {shlex.quote(program)}",
+                           input=f"{who}\n{password}\n", timeout=60)
+    assert rc == 0, err or out

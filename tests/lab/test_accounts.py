@@ -39,6 +39,7 @@ from mailcore import (  # noqa: F401
     mail_core,
     on_host,
     on_peer,
+    set_password_as_the_portal_would,
     submission,
     tls_context,
 )
@@ -148,27 +149,6 @@ def login_error(who: str, password: str) -> str:
         return str(exc)
     client.logout()
     return ""
-
-
-def set_password_as_the_portal_would(who: str, password: str) -> None:
-    """Stand-in for the password portal (a later step of issue 5): a new hash
-    and must_change = 0, in one UPDATE."""
-    program = (
-        "import sqlite3, subprocess, sys\n"
-        "who, pw = sys.stdin.read().split('\\n')[:2]\n"
-        "h = subprocess.run(['doveadm', 'pw', '-s', 'ARGON2ID'], input=pw + '\\n' + pw + '\\n',"
-        " capture_output=True, text=True, check=True).stdout.strip()\n"
-        f"db = sqlite3.connect({USERS_DB!r})\n"
-        "with db:\n"
-        "    n = db.execute(\"UPDATE accounts SET password = ?, must_change = 0 WHERE address = ?"
-        "\", (h, who)).rowcount\n"
-        "assert n == 1, n\n"
-    )
-    from hopthu.lab import ssh_run
-
-    rc, out, err = ssh_run("mail1", f"python3 -c {shlex.quote(program)}",
-                           input=f"{who}\n{password}\n", timeout=60)
-    assert rc == 0, err or out
 
 
 def from_peer(recipient: str, message_id: str) -> list[Any]:

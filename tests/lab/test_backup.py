@@ -53,6 +53,7 @@ from mailcore import (  # noqa: F401
     imap,
     mail_core,
     on_host,
+    set_password_as_the_portal_would,
     tls_context,
 )
 
@@ -185,27 +186,6 @@ def message(user: str, folder: str, number: int) -> tuple[str, bytes]:
     mail.set_content(f"Kính gửi anh/chị,\n\nVăn bản số {number} trong thư mục {folder}.\n"
                      + "Nội dung kiểm thử sao lưu. " * (number % 7 + 1) + "\n")
     return ident, bytes(mail)
-
-
-def set_password_as_the_portal_would(who: str, password: str) -> None:
-    """Stand-in for the password portal: a new hash and must_change = 0 (as
-    tests/lab/test_accounts.py does)."""
-    program = (
-        "import sqlite3, subprocess, sys\n"
-        "who, pw = sys.stdin.read().split('\\n')[:2]\n"
-        "h = subprocess.run(['doveadm', 'pw', '-s', 'ARGON2ID'], input=pw + '\\n' + pw + '\\n',"
-        " capture_output=True, text=True, check=True).stdout.strip()\n"
-        f"db = sqlite3.connect({USERS_DB!r})\n"
-        "with db:\n"
-        "    n = db.execute(\"UPDATE accounts SET password = ?, must_change = 0 WHERE address = ?"
-        "\", (h, who)).rowcount\n"
-        "assert n == 1, n\n"
-    )
-    from hopthu.lab import ssh_run
-
-    rc, out, err = ssh_run(STORE, f"python3 -c {shlex.quote(program)}",
-                           input=f"{who}\n{password}\n", timeout=60)
-    assert rc == 0, err or out
 
 
 def live_manifest() -> dict[str, tuple[str, str]]:
