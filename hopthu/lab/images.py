@@ -29,7 +29,7 @@ from hopthu.lab.fs import remove_tree
 from hopthu.lab.processes import run
 
 #: Bump when the recipe changes: cached images of an older recipe are rebuilt.
-IMAGE_RECIPE = 4
+IMAGE_RECIPE = 3
 
 #: debootstrap --include: what a minbase lacks for a lab host.
 PACKAGES = (
@@ -54,14 +54,6 @@ MASKED_UNITS = (
     # and this guard keeps a forgotten one from hanging a boot.
     "systemd-firstboot.service",
 )
-
-#: dpkg syncs every file it unpacks; on the lab machine's disk that is about
-#: 4 ms a file, minutes for a mail host's packages in each fresh converge.
-#: The lab's hosts are disposable (a crash means a new clone), so their dpkg
-#: skips it, as Debian's own container images do. Only the image has this
-#: file: hopthu's roles never write it, and production hosts keep dpkg's
-#: default.
-DPKG_UNSAFE_IO = "/etc/dpkg/dpkg.cfg.d/hopthu-lab-unsafe-io"
 
 #: Build time limits: generous, but a dead mirror must not hang `up`.
 DEBOOTSTRAP_TIMEOUT = 1200.0
@@ -193,7 +185,6 @@ def _customise(root: Path, suite: str, proxy: str | None, log: Path) -> None:
     script = f"""
 set -eu
 export DEBIAN_FRONTEND=noninteractive
-echo force-unsafe-io > {DPKG_UNSAFE_IO}
 apt-get {apt_options} update
 apt-get {apt_options} -y -o Dpkg::Options::=--force-confold dist-upgrade
 apt-get clean
