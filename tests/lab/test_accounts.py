@@ -31,6 +31,7 @@ import pytest
 import yaml
 from mailcore import (  # noqa: F401
     PEER_SMTP,
+    USERS_DB,
     Account,
     account,
     address,
@@ -49,7 +50,6 @@ from hopthu import ROOT
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("mail_core")]
 
 DOMAIN = "moj.gov.vn"
-USERS_DB = "/var/lib/hopthu/userdb/users.sqlite"
 AUDIT_LOG = "/var/log/hopthu/accounts.log"
 #: This run's own accounts: a lab that ran these tests before keeps their
 #: accounts, archived (never deleted), so each run creates new ones.

@@ -64,7 +64,6 @@ pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("mail_core")]
 STORE, KEEPER = "mail1", "backup1"
 TOOL = "/usr/local/sbin/hopthu-backup"
 DOMAIN = "moj.gov.vn"
-USERS_DB = "/var/lib/hopthu/userdb/users.sqlite"
 #: The seeded mailboxes: personal ones and a unit mailbox (Art. 13), each with
 #: folders named in Vietnamese, as users name them.
 SEEDED = ("an", "binh", "chi", "vanphong")
