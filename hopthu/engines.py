@@ -41,6 +41,17 @@ class DeployResult:
     def ok(self) -> bool:
         return self.returncode == 0 and not any(self.failed.values())
 
+    def explain(self, tail: int = 3000) -> str:
+        """What a failed run's reader needs first: the failing tasks or
+        operations with their messages, then the end of the output."""
+        failures = failure_excerpt(self.output)
+        head = f"{self.engine} exited {self.returncode}"
+        if failures:
+            head += f"; the failures:\n{failures}\n--- the output's end:"
+        else:
+            head += "; the output's end:"
+        return f"{head}\n{self.output[-tail:]}"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=ENGINES, default="ansible", help="default: ansible")
@@ -125,6 +136,54 @@ def parse_pyinfra_output(output: str, hosts: list[str]) -> tuple[dict[str, int],
     return changed, failed
 
 
+#: Lines that begin a new part of a run's output: a task or handler (Ansible),
+#: an operation or stage (pyinfra).
+_SECTION_START = ("TASK [", "RUNNING HANDLER [", "PLAY [", "PLAY RECAP", "--> ")
+#: A host's result line: Ansible's failures, and the other results, which an
+#: excerpt leaves out.
+_ANSIBLE_FAILURE = re.compile(r"^(fatal|failed): \[[^\]]+\]")
+_ANSIBLE_RESULT = re.compile(r"^(ok|changed|skipping|included|fatal|failed): \[")
+_PYINFRA_ERROR = re.compile(r"^\s*\[[^\]]+\]\s+Error\b|^--> pyinfra error")
+
+
+def _failed(section: list[str]) -> bool:
+    """Whether a part of the output holds a failure nobody ignored."""
+    for k, line in enumerate(section):
+        if _PYINFRA_ERROR.match(line):
+            return True
+        if _ANSIBLE_FAILURE.match(line):
+            after = next((x for x in section[k + 1:]
+                          if x == "...ignoring" or _ANSIBLE_RESULT.match(x)), None)
+            if after != "...ignoring":
+                return True
+    return False
+
+
+def failure_excerpt(output: str, limit: int = 6000) -> str:
+    """The parts of a run's output that failed, "" when none did: each failed
+    Ansible task or handler whole (its [ERROR] lines with the role file and
+    line, the host and the message), less the other hosts' ok/changed lines,
+    and ignored failures left out; each pyinfra operation that failed, with
+    the command's own output. A long run's failure is otherwise buried
+    thousands of lines above its recap."""
+    sections: list[list[str]] = [[]]
+    for raw in output.splitlines():
+        line = _ANSI.sub("", raw).rstrip()
+        if line.startswith(_SECTION_START):
+            sections.append([])
+            line = line.rstrip(" *")
+        sections[-1].append(line)
+    parts = []
+    for section in sections:
+        if not _failed(section):
+            continue
+        kept = [line for line in section
+                if not (_ANSIBLE_RESULT.match(line) and not _ANSIBLE_FAILURE.match(line))]
+        parts.append("\n".join(kept).strip())
+    text = "\n\n".join(parts)
+    return text if len(text) <= limit else text[:limit] + "\n[... more failures cut ...]"
+
+
 def run_engine(
     engine: str,
     inventory: str | Path = "lab",
@@ -199,5 +258,10 @@ def run(args: argparse.Namespace) -> int:
     mode = " (check mode: nothing was changed)" if args.check else ""
     summary = ", ".join(f"{h}: {n} changed" for h, n in sorted(result.changed.items()))
     status = "OK" if result.ok else "FAILED"
+    if not result.ok:
+        failures = failure_excerpt(result.output)
+        if failures:
+            # After thousands of lines of progress, the failures again, last.
+            print(f"\nhopthu deploy [{args.engine}]: what failed\n{failures}\n")
     print(f"hopthu deploy [{args.engine}] {status}{mode}: {summary or 'no hosts'}")
     return result.returncode

@@ -58,7 +58,7 @@ def converged_lab(ansible_converge, lab_hosts: dict[str, str]) -> dict[str, str]
     """The lab's hosts, converged by Ansible; fails loudly if the deploy did."""
     if not ansible_converge.ok:
         pytest.fail("the Ansible converge of the lab failed; see test_engines.py's output:\n"
-                    + ansible_converge.output[-3000:])
+                    + ansible_converge.explain())
     return lab_hosts
 
 

@@ -228,7 +228,7 @@ def corpus() -> Corpus:
     from hopthu.engines import run_engine
 
     deployed = run_engine("ansible", "lab", limit=KEEPER)
-    assert deployed.ok, deployed.output[-3000:]
+    assert deployed.ok, deployed.explain()
     made = Corpus()
     for local in SEEDED:
         user = account(local)
@@ -490,7 +490,7 @@ def test_a_destroyed_store_is_rebuilt_and_restored_with_every_message_and_passwo
     # The rebuild: a deploy of the new mail1, and of backup1, which learns
     # the new host's key (peer1 keeps serving the ministry's DKIM record).
     rebuilt = run_engine("ansible", "lab", limit=f"{STORE},{KEEPER}")
-    assert rebuilt.ok, rebuilt.output[-4000:]
+    assert rebuilt.ok, rebuilt.explain(tail=4000)
     assert len(live_manifest()) < len(before_disk), \
         "the new mail1 still has the old mail: it was not destroyed"
 
@@ -501,7 +501,7 @@ def test_a_destroyed_store_is_rebuilt_and_restored_with_every_message_and_passwo
     # A deploy after the restore: the controller takes back the restored DKIM
     # record (the one the DNS publishes), and the host is converged again.
     again = run_engine("ansible", "lab", limit=STORE)
-    assert again.ok, again.output[-4000:]
+    assert again.ok, again.explain(tail=4000)
 
     after_disk = live_manifest()
     missing = sorted(set(before_disk) - set(after_disk))

@@ -52,7 +52,7 @@ def host_manifest(host: str) -> list[manifest.Entry]:
 
 
 def _explain(result: DeployResult) -> str:
-    return f"{result.engine} exited {result.returncode}; output tail:\n{result.output[-4000:]}"
+    return result.explain(tail=4000)
 
 
 @pytest.fixture(scope="module")
