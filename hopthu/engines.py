@@ -159,6 +159,28 @@ def _failed(section: list[str]) -> bool:
     return False
 
 
+_ANSIBLE_CHANGED = re.compile(r"^changed: \[(?P<host>[^\]]+)\]")
+_PYINFRA_CHANGED = re.compile(r"^\s*\[(?P<host>[^\]]+)\]\s+Success\b")
+
+
+def changed_steps(output: str) -> list[str]:
+    """Each task, handler or operation that changed a host, with the hosts:
+    what a second run that should have changed nothing did change."""
+    steps: list[str] = []
+    name, hosts = "", []
+    for raw in [*output.splitlines(), "--> end"]:
+        line = _ANSI.sub("", raw).rstrip()
+        if line.startswith(_SECTION_START):
+            if hosts:
+                steps.append(f"{name} on {', '.join(dict.fromkeys(hosts))}")
+            name, hosts = line.rstrip(" *"), []
+            continue
+        m = _ANSIBLE_CHANGED.match(line) or _PYINFRA_CHANGED.match(line)
+        if m:
+            hosts.append(m.group("host"))
+    return steps
+
+
 def failure_excerpt(output: str, limit: int = 6000) -> str:
     """The parts of a run's output that failed, "" when none did: each failed
     Ansible task or handler whole (its [ERROR] lines with the role file and

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from hopthu import ROOT, inventory, manifest
-from hopthu.engines import DeployResult, run_engine
+from hopthu.engines import DeployResult, changed_steps, run_engine
 from hopthu.lab.state import DEFAULT_SUITE
 
 pytestmark = [pytest.mark.lab, pytest.mark.control("ART3-BUILD")]
@@ -53,6 +53,12 @@ def host_manifest(host: str) -> list[manifest.Entry]:
 
 def _explain(result: DeployResult) -> str:
     return result.explain(tail=4000)
+
+
+def _changes(result: DeployResult) -> str:
+    """The steps a run that should have changed nothing changed, then the rest."""
+    steps = changed_steps(result.output)
+    return "the steps that changed:\n  " + "\n  ".join(steps) + "\n" + _explain(result)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +99,7 @@ def test_second_ansible_run_changes_nothing(ansible_runs) -> None:
     _, second = ansible_runs
     assert second.ok, _explain(second)
     changed = {h: n for h, n in second.changed.items() if n}
-    assert not changed, f"the second Ansible run changed tasks: {changed}\n{_explain(second)}"
+    assert not changed, f"the second Ansible run changed tasks: {changed}\n{_changes(second)}"
 
 
 @pytest.mark.parametrize("engine", ["ansible", "pyinfra"])
@@ -106,7 +112,7 @@ def test_a_check_run_on_the_converged_lab_succeeds_and_proposes_nothing(ansible_
     result = run_engine(engine, "lab", check=True, diff=True)
     assert result.ok, _explain(result)
     proposed = {h: n for h, n in result.changed.items() if n}
-    assert not proposed, f"the check run proposes changes: {proposed}\n{_explain(result)}"
+    assert not proposed, f"the check run proposes changes: {proposed}\n{_changes(result)}"
     assert host_manifest(TWIN_A) == before, "the check run changed managed files on mail1"
 
 
@@ -116,7 +122,7 @@ def test_pyinfra_changes_nothing_on_hosts_ansible_built(pyinfra_after_ansible) -
     changed = {h: n for h, n in result.changed.items() if n}
     assert not changed, (
         f"pyinfra found drift on hosts Ansible had converged: {changed}. The engines disagree "
-        f"on these hosts' state; compare the role and the deploy step by step.\n{_explain(result)}")
+        f"on these hosts' state; compare the role and the deploy step by step.\n{_changes(result)}")
 
 
 def test_infra_suite_passes_on_a_host_ansible_built(ansible_runs) -> None:
@@ -137,13 +143,13 @@ def test_pyinfra_converges_a_fresh_host(fresh_twin) -> None:
 def test_second_pyinfra_run_changes_nothing(fresh_twin) -> None:
     _, second, _ = fresh_twin
     assert second.ok, _explain(second)
-    assert second.changed.get(TWIN_B) == 0, _explain(second)
+    assert second.changed.get(TWIN_B) == 0, _changes(second)
 
 
 def test_ansible_changes_nothing_on_the_host_pyinfra_built(fresh_twin) -> None:
     _, _, ansible_after = fresh_twin
     assert ansible_after.ok, _explain(ansible_after)
-    assert ansible_after.changed.get(TWIN_B) == 0, _explain(ansible_after)
+    assert ansible_after.changed.get(TWIN_B) == 0, _changes(ansible_after)
 
 
 def infra_run(host: str) -> Path:

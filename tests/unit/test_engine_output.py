@@ -126,3 +126,15 @@ def test_a_deploy_that_worked_prints_only_the_summary(monkeypatch, capsys) -> No
     assert engines.run(args) == 0
     assert capsys.readouterr().out == (
         "hopthu deploy [pyinfra] OK (check mode: nothing was changed): mail1: 0 changed\n")
+
+
+def test_the_steps_that_changed_are_named_with_their_hosts() -> None:
+    from hopthu.engines import changed_steps
+
+    assert changed_steps(ANSIBLE) == ["TASK [Write the unit] on localhost"]
+    assert changed_steps(PYINFRA) == ["--> Starting operation: A step that works on @local"]
+    looped = ANSIBLE.replace("changed: [localhost]",
+                             "changed: [mail1] => (item=a)\nchanged: [mail1] => (item=b)\n"
+                             "ok: [mail2] => (item=a)\nchanged: [backup1]")
+    assert changed_steps(looped) == ["TASK [Write the unit] on mail1, backup1"]
+    assert changed_steps("PLAY RECAP\nmail1 : ok=3 changed=0") == []
