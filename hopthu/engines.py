@@ -163,21 +163,29 @@ _ANSIBLE_CHANGED = re.compile(r"^changed: \[(?P<host>[^\]]+)\]")
 _PYINFRA_CHANGED = re.compile(r"^\s*\[(?P<host>[^\]]+)\]\s+Success\b")
 
 
+def _sections(output: str) -> list[list[str]]:
+    """A run's output, colour codes gone, cut where each task, handler or
+    operation begins; that line, less Ansible's row of stars, comes first."""
+    sections: list[list[str]] = [[]]
+    for raw in output.splitlines():
+        line = _ANSI.sub("", raw).rstrip()
+        if line.startswith(_SECTION_START):
+            sections.append([])
+            line = line.rstrip(" *")
+        sections[-1].append(line)
+    return sections
+
+
 def changed_steps(output: str) -> list[str]:
     """Each task, handler or operation that changed a host, with the hosts:
     what a second run that should have changed nothing did change."""
     steps: list[str] = []
-    name, hosts = "", []
-    for raw in [*output.splitlines(), "--> end"]:
-        line = _ANSI.sub("", raw).rstrip()
-        if line.startswith(_SECTION_START):
-            if hosts:
-                steps.append(f"{name} on {', '.join(dict.fromkeys(hosts))}")
-            name, hosts = line.rstrip(" *"), []
-            continue
-        m = _ANSIBLE_CHANGED.match(line) or _PYINFRA_CHANGED.match(line)
-        if m:
-            hosts.append(m.group("host"))
+    for section in _sections(output):
+        hosts = [m.group("host") for line in section
+                 if (m := _ANSIBLE_CHANGED.match(line) or _PYINFRA_CHANGED.match(line))]
+        if hosts:
+            name = section[0] if section[0].startswith(_SECTION_START) else ""
+            steps.append(f"{name} on {', '.join(dict.fromkeys(hosts))}")
     return steps
 
 
@@ -188,15 +196,8 @@ def failure_excerpt(output: str, limit: int = 6000) -> str:
     and ignored failures left out; each pyinfra operation that failed, with
     the command's own output. A long run's failure is otherwise buried
     thousands of lines above its recap."""
-    sections: list[list[str]] = [[]]
-    for raw in output.splitlines():
-        line = _ANSI.sub("", raw).rstrip()
-        if line.startswith(_SECTION_START):
-            sections.append([])
-            line = line.rstrip(" *")
-        sections[-1].append(line)
     parts = []
-    for section in sections:
+    for section in _sections(output):
         if not _failed(section):
             continue
         kept = [line for line in section
